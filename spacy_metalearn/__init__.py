@@ -1,0 +1,11 @@
+"""spacy-metalearn: meta-learned few-shot text classification for spaCy."""
+
+from . import episodes, scoring  # noqa: F401  (registers the batcher and scorer)
+from .learners import protonet  # noqa: F401  (registers ProtoNet)
+from .models import classifier, encoder, head  # noqa: F401  (registers architectures)
+from .pipeline.few_shot_textcat import FewShotTextCategorizer, make_few_shot_textcat
+from .registry import registry
+
+__version__ = "0.1.0"
+
+__all__ = ["FewShotTextCategorizer", "make_few_shot_textcat", "registry", "__version__"]

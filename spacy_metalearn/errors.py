@@ -1,0 +1,101 @@
+"""Error and warning messages of spacy-metalearn, with codes (as in spacy.errors)."""
+
+
+class _MessagesWithCodes(type):
+    def __getattribute__(self, code: str) -> str:
+        msg = super().__getattribute__(code)
+        if code.startswith("__"):
+            return msg
+        return f"(spacy-metalearn) [{code}] {msg}"
+
+
+class Warnings(metaclass=_MessagesWithCodes):
+    W001 = (
+        "Component '{name}' has no labels yet, so doc.cats stays empty. Call "
+        "adapt() with a few example texts per label first. (During "
+        "meta-pretraining this is expected: the scorer evaluates episodes.)"
+    )
+
+
+class Errors(metaclass=_MessagesWithCodes):
+    E001 = (
+        "adapt() got no labels. Pass a mapping from each label to a few example "
+        "texts, e.g. {{'refund': ['where is my refund?']}}, or Examples with cats."
+    )
+    E002 = "adapt() got no example texts for label '{label}'. Give at least one text per label."
+    E003 = (
+        "adapt() expects a list of texts (str or Doc) for label '{label}', but got "
+        "{type}. Wrap a single text in a list: {{'{label}': ['...']}}."
+    )
+    E004 = (
+        "adapt() got an item of type {type} for label '{label}' (position {index}). "
+        "Each example must be a str or a spaCy Doc."
+    )
+    E005 = (
+        "Label {label!r} is not valid: labels must be non-empty strings without "
+        "leading or trailing whitespace."
+    )
+    E006 = (
+        "adapt() got an empty or whitespace-only text for label '{label}' "
+        "(position {index}). Remove it: it carries no information about the label."
+    )
+    E007 = (
+        "adapt() got an Example without a positive label in its cats ({cats}). "
+        "Each Example needs at least one label with a score of 1.0."
+    )
+    E008 = (
+        "adapt() expects a mapping of label -> texts or an iterable of Examples, "
+        "but got an item of type {type}."
+    )
+    E009 = "Label '{label}' is not among the labels of component '{name}': {labels}."
+    E010 = (
+        "Label '{label}' is also the component's unknown_label. The unknown label "
+        "is assigned by the threshold, not learned from examples: rename one of them."
+    )
+    E011 = (
+        "An exclusive few_shot_textcat expects exactly one positive label per "
+        "Example, but got {n} ({labels}). Set exclusive_classes = false for "
+        "multi-label data."
+    )
+    E012 = (
+        "Cannot load component '{name}': the file '{file}' is missing from "
+        "'{path}'. The folder is incomplete; save the pipeline again with "
+        "nlp.to_disk()."
+    )
+    E013 = (
+        "Cannot load component '{name}': '{file}' is damaged or not a "
+        "spacy-metalearn file ({error})."
+    )
+    E014 = (
+        "Stored prototypes are not consistent: {problem}. The saved component is "
+        "damaged; adapt it again or restore it from a good copy."
+    )
+    E015 = (
+        "The gold data holds labels that component '{name}' does not know: "
+        "{labels}. Known labels: {known}. adapt() the component to them first."
+    )
+    E016 = (
+        "Examples in an episode must be marked as support or query by the "
+        "episode batcher. Use [training.batcher] @batchers = "
+        "\"spacy_metalearn.episode_batcher.v1\" and accumulate_gradient = 1."
+    )
+    E017 = (
+        "The episode has {n_classes} class(es) with both support and query "
+        "examples; a training episode needs at least 2."
+    )
+    E018 = (
+        "The episode sampler needs {needed} examples for each of {n_way} classes "
+        "(k_shot={k_shot} + n_query={n_query}), but only {available} classes have "
+        "that many."
+    )
+    E019 = "{setting} must be {requirement}, but got {value!r}."
+    E020 = (
+        "The embedding width of the stored prototypes ({stored}) differs from "
+        "the encoder's output width ({encoder}). The prototypes were made with "
+        "another encoder: adapt again with replace=True."
+    )
+    E021 = (
+        "add_label() cannot add '{label}' on its own: a few-shot label is defined "
+        "by its examples. Use adapt({{'{label}': [...texts...]}})."
+    )
+    E022 = "Unknown distance metric {metric!r}. Choose one of: {choices}."

@@ -1,0 +1,106 @@
+"""Scores of the few_shot_textcat component: spaCy's textcat scores once the
+component has labels, and episode accuracy on held-out classes before that
+(which is how `spacy train` selects a meta-pretrained checkpoint)."""
+
+import random
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import torch
+from spacy.scorer import Scorer
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.util import registry
+
+from .episodes import group_by_label, positive_labels, sample_episode
+from .models.metric import MetricHead, class_prototypes, prepare
+
+EPISODE_ACC = "cats_episode_acc"
+
+
+@registry.scorers("spacy_metalearn.few_shot_scorer.v1")
+def make_few_shot_scorer(
+    n_way: int = 5, k_shot: int = 5, n_query: int = 5, n_episodes: int = 100, seed: int = 0
+) -> "FewShotScorer":
+    """Score like spaCy's textcat; before any adapt(), score episodes instead.
+
+    n_way (int): Classes per evaluation episode.
+    k_shot (int): Support examples per class.
+    n_query (int): Query examples per class.
+    n_episodes (int): Number of episodes (the same ones at every evaluation).
+    seed (int): Seed of the episode sampler.
+    """
+    return FewShotScorer(n_way, k_shot, n_query, n_episodes, seed)
+
+
+class FewShotScorer:
+    def __init__(self, n_way: int, k_shot: int, n_query: int, n_episodes: int, seed: int):
+        self.n_way = n_way
+        self.k_shot = k_shot
+        self.n_query = n_query
+        self.n_episodes = n_episodes
+        self.seed = seed
+
+    def __call__(
+        self,
+        examples: Iterable[Example],
+        *,
+        labels: Sequence[str],
+        multi_label: bool,
+        threshold: float,
+        embed: Callable[[List[Doc]], torch.Tensor],
+        head: MetricHead,
+        **kwargs,
+    ) -> Dict[str, Optional[float]]:
+        examples = list(examples)
+        if labels:
+            return Scorer.score_cats(
+                examples,
+                "cats",
+                labels=labels,
+                multi_label=multi_label,
+                threshold=threshold,
+                **kwargs,
+            )
+        return {EPISODE_ACC: self.episode_accuracy(examples, embed, head)}
+
+    def episode_accuracy(
+        self, examples: Sequence[Example], embed: Callable, head: MetricHead
+    ) -> float:
+        """Mean query accuracy of nearest-prototype classification over
+        `n_episodes` episodes drawn from the gold labels of `examples`."""
+        rng = random.Random(self.seed)
+        groups = group_by_label(examples)
+        episodes = [
+            sample_episode(groups, self.n_way, self.k_shot, self.n_query, rng)
+            for _ in range(self.n_episodes)
+        ]
+        needed = sorted({i for ep in episodes for _, s, q in ep for i in s + q})
+        row = {example_index: r for r, example_index in enumerate(needed)}
+        with torch.no_grad():
+            embeddings = prepare(embed([examples[i].predicted for i in needed]), head.metric)
+            accuracies = []
+            for episode in episodes:
+                support = [row[i] for _, s, _ in episode for i in s]
+                query = [row[i] for _, _, q in episode for i in q]
+                support_labels = _class_indices(episode, 1, embeddings.device)
+                query_labels = _class_indices(episode, 2, embeddings.device)
+                prototypes = class_prototypes(embeddings[support], support_labels, len(episode))
+                predicted = head.logits(embeddings[query], prototypes).argmax(1)
+                accuracies.append((predicted == query_labels).float().mean().item())
+        return sum(accuracies) / len(accuracies)
+
+
+def _class_indices(episode, part: int, device) -> torch.Tensor:
+    return torch.tensor(
+        [c for c, members in enumerate(episode) for _ in members[part]], device=device
+    )
+
+
+def unknown_gold_labels(examples: Iterable[Example], known: Iterable[str]) -> List[str]:
+    """Gold labels (positive or not) that are not in `known`, sorted."""
+    known = set(known)
+    gold = {label for eg in examples for label in eg.reference.cats}
+    return sorted(gold - known)
+
+
+__all__ = ["make_few_shot_scorer", "FewShotScorer", "positive_labels", "EPISODE_ACC"]
