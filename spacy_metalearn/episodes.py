@@ -64,10 +64,16 @@ def sample_episode(
 
 
 def _check_sizes(n_way: int, k_shot: int, n_query: int) -> None:
-    for setting, value, minimum in (("n_way", n_way, 2), ("k_shot", k_shot, 1), ("n_query", n_query, 1)):
+    for setting, value, minimum in (
+        ("n_way", n_way, 2),
+        ("k_shot", k_shot, 1),
+        ("n_query", n_query, 1),
+    ):
         if not isinstance(value, int) or value < minimum:
             raise ValueError(
-                Errors.E019.format(setting=setting, requirement=f"an integer >= {minimum}", value=value)
+                Errors.E019.format(
+                    setting=setting, requirement=f"an integer >= {minimum}", value=value
+                )
             )
 
 

@@ -77,7 +77,7 @@ class Errors(metaclass=_MessagesWithCodes):
     E016 = (
         "Examples in an episode must be marked as support or query by the "
         "episode batcher. Use [training.batcher] @batchers = "
-        "\"spacy_metalearn.episode_batcher.v1\" and accumulate_gradient = 1."
+        '"spacy_metalearn.episode_batcher.v1" and accumulate_gradient = 1.'
     )
     E017 = (
         "The episode has {n_classes} class(es) with both support and query "

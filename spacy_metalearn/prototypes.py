@@ -68,9 +68,7 @@ class Prototypes:
         keep = [i for i, name in enumerate(self.labels) if name != label]
         if len(keep) == 0:
             return Prototypes.empty()
-        return Prototypes(
-            tuple(self.labels[i] for i in keep), self.sums[keep], self.counts[keep]
-        )
+        return Prototypes(tuple(self.labels[i] for i in keep), self.sums[keep], self.counts[keep])
 
     def to_bytes(self) -> bytes:
         return srsly.msgpack_dumps(
@@ -110,8 +108,7 @@ def _find_problem(labels, sums: numpy.ndarray, counts: numpy.ndarray) -> str:
         return f"counts must be a 1-d int64 array, not {counts.ndim}-d {counts.dtype}"
     if not (sums.shape[0] == counts.shape[0] == len(labels)):
         return (
-            f"{len(labels)} labels but {sums.shape[0]} prototype rows and "
-            f"{counts.shape[0]} counts"
+            f"{len(labels)} labels but {sums.shape[0]} prototype rows and {counts.shape[0]} counts"
         )
     if len(labels) and (counts < 1).any():
         return "every label needs a count of at least 1"

@@ -23,7 +23,7 @@ depth = 1
 embed_size = 1000
 window_size = 1
 maxout_pieces = 2
-subword_features = false
+subword_features = true
 
 [model.head]
 @architectures = "spacy_metalearn.PrototypeHead.v1"
@@ -56,8 +56,9 @@ def synthetic_texts(
     n_classes: int, per_class: int, seed: int, first_class: int = 0
 ) -> Dict[str, List[str]]:
     """Texts whose class shows only in two topic words among six noise words
-    shared by all classes: a model that learns to ignore the noise words
-    separates classes it has never seen."""
+    shared by all classes. Topic and noise words differ in their prefix, so a
+    model that learns to ignore noise words (by their subword features)
+    separates classes it has never seen: a skill that transfers."""
     rng = random.Random(seed)
     noise = [f"noise{i}" for i in range(40)]
     data = {}

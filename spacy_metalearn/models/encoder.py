@@ -49,11 +49,11 @@ def resolve_transformer_name(name: str) -> str:
 def build_transformer_tok2vec(
     name: str = DEFAULT_TRANSFORMER,
     get_spans: Optional[Callable] = None,
-    tokenizer_config: dict = {},
-    transformer_config: dict = {},
+    tokenizer_config: Optional[dict] = None,
+    transformer_config: Optional[dict] = None,
     grad_factor: float = 1.0,
     mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
+    grad_scaler_config: Optional[dict] = None,
 ) -> Model[List[Doc], List[Floats2d]]:
     """A transformer owned by the component (spacy-transformers'
     Tok2VecTransformer.v3), with wordpieces mean-pooled into tokens.
@@ -75,10 +75,10 @@ def build_transformer_tok2vec(
     return transformer_tok2vec_v3(
         name=resolve_transformer_name(name),
         get_spans=get_spans,
-        tokenizer_config=dict(tokenizer_config),
+        tokenizer_config=dict(tokenizer_config or {}),
         pooling=reduce_mean(),
         grad_factor=grad_factor,
-        transformer_config=dict(transformer_config),
+        transformer_config=dict(transformer_config or {}),
         mixed_precision=mixed_precision,
-        grad_scaler_config=dict(grad_scaler_config),
+        grad_scaler_config=dict(grad_scaler_config or {}),
     )

@@ -30,7 +30,9 @@ def prepare(embeddings: torch.Tensor, metric: str) -> torch.Tensor:
     return embeddings
 
 
-def class_prototypes(support: torch.Tensor, support_labels: torch.Tensor, n_way: int) -> torch.Tensor:
+def class_prototypes(
+    support: torch.Tensor, support_labels: torch.Tensor, n_way: int
+) -> torch.Tensor:
     """Mean of the (prepared) support embeddings of each class.
 
     support (torch.Tensor): (n_support, dim) prepared support embeddings.

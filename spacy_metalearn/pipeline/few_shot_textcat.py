@@ -14,7 +14,7 @@ from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import SimpleFrozenList, from_bytes, from_disk, to_bytes, to_disk
+from spacy.util import SimpleFrozenList, from_bytes, to_bytes, to_disk
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate, torch2xp, xp2torch
 
@@ -157,7 +157,9 @@ class FewShotTextCategorizer(TrainablePipe):
             )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(
-                Errors.E019.format(setting="batch_size", requirement="an integer >= 1", value=batch_size)
+                Errors.E019.format(
+                    setting="batch_size", requirement="an integer >= 1", value=batch_size
+                )
             )
         if unknown_label is not None:
             _check_label(unknown_label)
@@ -200,7 +202,7 @@ class FewShotTextCategorizer(TrainablePipe):
         docs = list(docs)
         if not self.labels:
             if not self._warned_no_labels:
-                warnings.warn(Warnings.W001.format(name=self.name))
+                warnings.warn(Warnings.W001.format(name=self.name), stacklevel=2)
                 self._warned_no_labels = True
             return None
         xp = self.model.ops.xp
@@ -305,7 +307,9 @@ class FewShotTextCategorizer(TrainablePipe):
         label (str): The label to remove.
         """
         if label not in self.labels:
-            raise ValueError(Errors.E009.format(label=label, name=self.name, labels=list(self.labels)))
+            raise ValueError(
+                Errors.E009.format(label=label, name=self.name, labels=list(self.labels))
+            )
         self._prototypes = self._prototypes.remove(label)
 
     def adapt(self, data: SupportData, *, replace: bool = False) -> Dict[str, Any]:
@@ -507,7 +511,9 @@ class FewShotTextCategorizer(TrainablePipe):
         self._load(data, exclude, where="bytes")
         return self
 
-    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()) -> None:
+    def to_disk(
+        self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()
+    ) -> None:
         """Save the component to a directory: cfg (JSON), model (thinc msgpack),
         prototypes (msgpack of labels, sums and counts).
 

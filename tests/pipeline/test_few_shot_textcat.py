@@ -362,6 +362,8 @@ def test_listening_to_a_shared_transformer():
     }
     fs = nlp.add_pipe("few_shot_textcat", config={"model": model})
     nlp.initialize()
-    fs.adapt({"card_lost": ["I lost my card", "my card was stolen"], "refund": ["where is my refund?"]})
+    fs.adapt(
+        {"card_lost": ["I lost my card", "my card was stolen"], "refund": ["where is my refund?"]}
+    )
     assert top_label(nlp("someone stole my card")) == "card_lost"
     assert top_label(nlp("refund still not here")) == "refund"

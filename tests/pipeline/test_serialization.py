@@ -1,0 +1,152 @@
+import json
+import subprocess
+import sys
+
+import numpy
+import pytest
+import spacy
+import srsly
+
+from ..util import SUPPORT, tiny_nlp
+
+QUERIES = ["someone stole my card", "my refund never arrived", "is it raining", ""]
+
+
+def cats_of(nlp):
+    return [doc.cats for doc in nlp.pipe(QUERIES)]
+
+
+def assert_same_cats(expected, got):
+    assert len(expected) == len(got)
+    for a, b in zip(expected, got):
+        assert a.keys() == b.keys()
+        for label in a:
+            assert a[label] == pytest.approx(b[label], abs=1e-6)
+
+
+@pytest.fixture
+def adapted():
+    nlp = tiny_nlp(unknown_label="oos", threshold=0.4)
+    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    return nlp
+
+
+def test_to_disk_from_disk_round_trip(adapted, tmp_path):
+    adapted.to_disk(tmp_path)
+    loaded = spacy.load(tmp_path)
+    fs = loaded.get_pipe("few_shot_textcat")
+    assert fs.labels == tuple(SUPPORT)
+    assert fs.support_counts == {label: 3 for label in SUPPORT}
+    assert fs.cfg == adapted.get_pipe("few_shot_textcat").cfg
+    assert_same_cats(cats_of(adapted), cats_of(loaded))
+
+
+def test_to_bytes_from_bytes_round_trip(adapted):
+    data = adapted.to_bytes()
+    fresh = tiny_nlp(seed=1, unknown_label="oos", threshold=0.4)
+    fresh.from_bytes(data)
+    assert_same_cats(cats_of(adapted), cats_of(fresh))
+
+
+def test_component_bytes_round_trip(adapted):
+    fs = adapted.get_pipe("few_shot_textcat")
+    other = tiny_nlp(seed=2, unknown_label="oos", threshold=0.4)
+    other.get_pipe("few_shot_textcat").from_bytes(fs.to_bytes())
+    assert_same_cats(cats_of(adapted), cats_of(other))
+
+
+def test_saved_files_are_plain_formats(adapted, tmp_path):
+    adapted.to_disk(tmp_path)
+    folder = tmp_path / "few_shot_textcat"
+    assert sorted(p.name for p in folder.iterdir()) == ["cfg", "model", "prototypes"]
+    assert srsly.read_json(folder / "cfg")["unknown_label"] == "oos"
+    stored = srsly.msgpack_loads((folder / "prototypes").read_bytes())
+    assert stored["labels"] == list(SUPPORT)
+    assert stored["counts"].tolist() == [3, 3, 3]
+
+
+@pytest.mark.parametrize("file", ["prototypes", "model", "cfg"])
+def test_missing_file_names_it(adapted, tmp_path, file):
+    adapted.to_disk(tmp_path)
+    (tmp_path / "few_shot_textcat" / file).unlink()
+    with pytest.raises(ValueError, match=rf"\[E012\].*'{file}' is missing"):
+        spacy.load(tmp_path)
+
+
+@pytest.mark.parametrize("file", ["prototypes", "model", "cfg"])
+def test_truncated_file_names_it(adapted, tmp_path, file):
+    adapted.to_disk(tmp_path)
+    path = tmp_path / "few_shot_textcat" / file
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ValueError, match=rf"\[E013\].*'{file}' is damaged"):
+        spacy.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "tamper,problem",
+    [
+        (lambda m: m["sums"].__setitem__((0, 0), numpy.nan), "NaN or infinite"),
+        (lambda m: m["sums"].__setitem__((1, 2), numpy.inf), "NaN or infinite"),
+        (lambda m: m.__setitem__("counts", m["counts"][:2]), "3 labels but 3 prototype rows and 2"),
+        (lambda m: m["counts"].__setitem__(0, 0), "count of at least 1"),
+        (lambda m: m.__setitem__("labels", ["a", "a", "b"]), "not unique"),
+        (lambda m: m.__setitem__("labels", ["a", "", "b"]), "non-empty strings"),
+        (lambda m: m.__setitem__("sums", m["sums"].astype("float32")), "float64"),
+        (lambda m: m.__setitem__("format", 99), "unknown format"),
+    ],
+)
+def test_tampered_prototypes_are_refused(adapted, tmp_path, tamper, problem):
+    adapted.to_disk(tmp_path)
+    path = tmp_path / "few_shot_textcat" / "prototypes"
+    msg = srsly.msgpack_loads(path.read_bytes())
+    msg["sums"], msg["counts"] = msg["sums"].copy(), msg["counts"].copy()
+    tamper(msg)
+    path.write_bytes(srsly.msgpack_dumps(msg))
+    with pytest.raises(ValueError, match=rf"\[E013\].*\[E014\].*{problem}"):
+        spacy.load(tmp_path)
+
+
+def test_failed_load_leaves_component_unchanged(adapted, tmp_path):
+    adapted.to_disk(tmp_path)
+    before = cats_of(adapted)
+    fs = adapted.get_pipe("few_shot_textcat")
+    (tmp_path / "few_shot_textcat" / "prototypes").write_bytes(b"\x93garbage")
+    with pytest.raises(ValueError, match=r"\[E013\]"):
+        fs.from_disk(tmp_path / "few_shot_textcat")
+    assert fs.labels == tuple(SUPPORT)
+    assert_same_cats(before, cats_of(adapted))
+
+
+def test_spacy_package_installs_and_predicts_the_same(adapted, tmp_path):
+    pipeline_dir, packages_dir, site = tmp_path / "pipe", tmp_path / "packages", tmp_path / "site"
+    adapted.meta["name"] = "fewshot_test"
+    adapted.meta["version"] = "0.0.1"
+    adapted.to_disk(pipeline_dir)
+    packages_dir.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "package", str(pipeline_dir), str(packages_dir),
+         "--build", "none"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    source = packages_dir / "en_fewshot_test-0.0.1"
+    assert (source / "setup.py").exists()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--no-build-isolation", "--target", str(site), str(source)],
+        check=True,
+    )  # fmt: skip
+    script = (
+        "import json, sys, spacy\n"
+        "nlp = spacy.load('en_fewshot_test')\n"
+        "assert nlp.get_pipe('few_shot_textcat').labels\n"
+        "print(json.dumps([d.cats for d in nlp.pipe(json.loads(sys.argv[1]))]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(QUERIES)],
+        env={"PYTHONPATH": str(site), "PATH": ""},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert_same_cats(cats_of(adapted), json.loads(out.stdout))

@@ -1,0 +1,85 @@
+import random
+
+import pytest
+import spacy
+from spacy.training import Example
+
+from spacy_metalearn.episodes import (
+    EPISODE_KEY,
+    configure_episode_batcher,
+    sample_episode,
+    split_episode,
+)
+
+
+def corpus(n_classes=6, per_class=8):
+    nlp = spacy.blank("en")
+    return [
+        Example.from_dict(nlp.make_doc(f"text {c} {i}"), {"cats": {f"c{c}": 1.0}})
+        for c in range(n_classes)
+        for i in range(per_class)
+    ]
+
+
+def test_sample_episode_invariants():
+    groups = {f"c{c}": [(c, i) for i in range(10)] for c in range(8)}
+    groups["tiny"] = [("tiny", 0), ("tiny", 1)]
+    rng = random.Random(0)
+    for _ in range(50):
+        episode = sample_episode(groups, n_way=4, k_shot=3, n_query=2, rng=rng)
+        labels = [label for label, _, _ in episode]
+        assert len(set(labels)) == 4 and "tiny" not in labels
+        seen = set()
+        for label, support, query in episode:
+            assert len(support) == 3 and len(query) == 2
+            assert all(item in groups[label] for item in support + query)
+            assert not seen & set(support + query)
+            seen |= set(support + query)
+
+
+def test_same_seed_same_episodes():
+    groups = {f"c{c}": list(range(c * 10, c * 10 + 10)) for c in range(6)}
+    first = [sample_episode(groups, 3, 2, 2, random.Random(7)) for _ in range(3)]
+    second = [sample_episode(groups, 3, 2, 2, random.Random(7)) for _ in range(3)]
+    assert first == second
+
+
+def test_too_few_classes_raises():
+    groups = {"a": list(range(10)), "b": list(range(3))}
+    with pytest.raises(ValueError, match=r"\[E018\].*only 1 classes"):
+        sample_episode(groups, 2, 2, 2, random.Random(0))
+
+
+@pytest.mark.parametrize("setting", [{"n_way": 1}, {"k_shot": 0}, {"n_query": 0}])
+def test_bad_batcher_settings_raise(setting):
+    with pytest.raises(ValueError, match=r"\[E019\]"):
+        configure_episode_batcher(**setting)
+
+
+def test_batcher_marks_support_and_query_without_touching_the_corpus():
+    examples = corpus()
+    batcher = configure_episode_batcher(n_way=3, k_shot=2, n_query=3, episodes_per_epoch=4)
+    episodes = list(batcher(examples))
+    assert len(episodes) == 4
+    for episode in episodes:
+        assert len(episode) == 3 * (2 + 3)
+        roles = [eg.predicted.user_data[EPISODE_KEY][0] for eg in episode]
+        assert roles.count("support") == 6 and roles.count("query") == 9
+        # spaCy sorts batches by length before update(): the marks survive it
+        support, support_labels, query, query_labels = split_episode(list(reversed(episode)))
+        assert sorted(support_labels) == [0, 0, 1, 1, 2, 2]
+        assert sorted(query_labels) == [0] * 3 + [1] * 3 + [2] * 3
+        gold = [list(episode[::-1][i].reference.cats)[0] for i in support + query]
+        labels = support_labels + query_labels
+        assert len({(g, lab) for g, lab in zip(gold, labels)}) == 3
+    assert all(EPISODE_KEY not in eg.predicted.user_data for eg in examples)
+
+
+def test_split_episode_errors():
+    examples = corpus(2, 2)
+    with pytest.raises(ValueError, match=r"\[E016\].*episode_batcher"):
+        split_episode(examples)
+    for eg in examples:
+        eg.predicted.user_data[EPISODE_KEY] = ("support", 0)
+    with pytest.raises(ValueError, match=r"\[E017\]"):
+        split_episode(examples)

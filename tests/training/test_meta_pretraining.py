@@ -1,0 +1,107 @@
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from thinc.api import Config
+
+from spacy_metalearn.scoring import EPISODE_ACC
+
+from ..util import TOK2VEC_MODEL, synthetic_texts
+
+CONFIGS = Path(__file__).parent.parent.parent / "configs"
+
+
+def write_corpus(path: Path, data) -> Path:
+    nlp = spacy.blank("en")
+    docs = []
+    for label, texts in data.items():
+        for text in texts:
+            doc = nlp.make_doc(text)
+            doc.cats = {label: 1.0}
+            docs.append(doc)
+    DocBin(docs=docs).to_disk(path)
+    return path
+
+
+def tok2vec_config(max_steps: int) -> Config:
+    """configs/protonet.cfg with a tiny tok2vec encoder and a short schedule."""
+    config = Config().from_disk(CONFIGS / "protonet.cfg", interpolate=False)
+    component = config["components"]["few_shot_textcat"]
+    component["model"] = Config().from_str(TOK2VEC_MODEL.format(metric="cosine"))["model"]
+    component["scorer"].update({"n_way": 5, "k_shot": 2, "n_query": 4, "n_episodes": 100})
+    config["training"].update({"max_steps": max_steps, "eval_frequency": max_steps, "dropout": 0.0})
+    config["training"]["optimizer"]["learn_rate"] = 0.01
+    config["training"]["batcher"].update({"n_way": 5, "k_shot": 2, "n_query": 4})
+    return config
+
+
+def test_meta_pretraining_improves_held_out_classes(tmp_path):
+    """After a few dozen ProtoNet episodes through `spacy train`, episode accuracy on
+    classes never seen in training rises above the untrained model's."""
+    from spacy.cli.train import train
+    from spacy.training.initialize import init_nlp
+
+    train_path = write_corpus(tmp_path / "train.spacy", synthetic_texts(10, 12, seed=0))
+    dev_path = write_corpus(
+        tmp_path / "dev.spacy", synthetic_texts(10, 12, seed=1, first_class=100)
+    )
+    config = tok2vec_config(max_steps=60)
+    config_path = tmp_path / "config.cfg"
+    config.to_disk(config_path)
+    overrides = {"paths.train": str(train_path), "paths.dev": str(dev_path)}
+
+    with pytest.warns(UserWarning, match="W001"):
+        untrained = init_nlp(
+            spacy.util.load_config(config_path, overrides=overrides, interpolate=True)
+        )
+        dev = list(spacy.training.Corpus(dev_path)(untrained))
+        before = untrained.evaluate(dev)[EPISODE_ACC]
+    with pytest.warns(UserWarning, match="W001"):
+        train(config_path, tmp_path / "out", overrides=overrides)
+    trained = spacy.load(tmp_path / "out" / "model-last")
+    with pytest.warns(UserWarning, match="W001"):
+        after = trained.evaluate(dev)[EPISODE_ACC]
+    assert after > before + 0.1, (before, after)
+    assert (tmp_path / "out" / "model-best").exists()
+
+
+def test_shipped_config_trains_the_default_transformer(tmp_path):
+    """configs/protonet.cfg as shipped (all-MiniLM-L6-v2) runs through spacy train:
+    two tiny episodes on CPU change the transformer's weights."""
+    from spacy.cli.train import train
+
+    train_path = write_corpus(tmp_path / "train.spacy", synthetic_texts(3, 3, seed=0))
+    overrides = {
+        "paths.train": str(train_path),
+        "paths.dev": str(train_path),
+        "training.max_steps": 2,
+        "training.eval_frequency": 2,
+        "training.batcher.n_way": 2,
+        "training.batcher.k_shot": 1,
+        "training.batcher.n_query": 1,
+        "training.optimizer.learn_rate": 0.001,
+        "components.few_shot_textcat.scorer.n_way": 2,
+        "components.few_shot_textcat.scorer.k_shot": 1,
+        "components.few_shot_textcat.scorer.n_query": 1,
+        "components.few_shot_textcat.scorer.n_episodes": 2,
+    }
+    with pytest.warns(UserWarning, match="W001"):
+        train(CONFIGS / "protonet.cfg", tmp_path / "out", overrides=overrides)
+    trained = spacy.load(tmp_path / "out" / "model-last")
+    untrained = spacy.blank("en")
+    untrained.add_pipe("few_shot_textcat")
+    untrained.initialize()
+    text = "my card was stolen"
+    a = (
+        trained.get_pipe("few_shot_textcat")
+        .model.get_ref("encoder")
+        .predict([trained.make_doc(text)])
+    )
+    b = (
+        untrained.get_pipe("few_shot_textcat")
+        .model.get_ref("encoder")
+        .predict([untrained.make_doc(text)])
+    )
+    assert a.shape == b.shape == (1, 384)
+    assert abs(a - b).max() > 1e-4
