@@ -99,3 +99,10 @@ class Errors(metaclass=_MessagesWithCodes):
         "by its examples. Use adapt({{'{label}': [...texts...]}})."
     )
     E022 = "Unknown distance metric {metric!r}. Choose one of: {choices}."
+    E023 = (
+        "Cannot read '{path}': expected a .jsonl or .csv file, or a folder with "
+        "'seq.in' and 'label' files."
+    )
+    E024 = "Cannot read '{path}': {problem}."
+    E025 = "'{path}' already exists. Choose another output or pass --force to replace it."
+    E026 = "The pipeline has no few_shot_textcat component (its components: {pipes})."

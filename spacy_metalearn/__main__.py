@@ -1,0 +1,95 @@
+"""Command line: python -m spacy_metalearn adapt|evaluate ..."""
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import srsly
+import typer
+from wasabi import msg
+
+from .data import group_by_label, read_labelled
+from .errors import Errors
+from .evaluation import evaluate_all_labels, find_component, load_pipeline, markdown_table
+
+app = typer.Typer(name="spacy_metalearn", help="Few-shot text classification for spaCy.")
+
+MODEL_HELP = "Pipeline name or path, or 'default' (frozen all-MiniLM-L6-v2)"
+DATA_HELP = ".jsonl / .csv file or a folder with seq.in and label"
+
+
+@app.command("adapt")
+def adapt_cli(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    support_path: Path = typer.Argument(..., help=f"Support examples: {DATA_HELP}"),
+    output: Path = typer.Argument(..., help="Folder to save the adapted pipeline to"),
+    replace: bool = typer.Option(False, "--replace", help="Forget the current labels first"),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output folder"),
+) -> None:
+    """Adapt a pipeline's few_shot_textcat to the labels of a support set and save it.
+    The output is written completely or not at all."""
+    if output.exists() and not force:
+        msg.fail(Errors.E025.format(path=output), exits=1)
+    nlp = load_pipeline(model)
+    support = group_by_label(read_labelled(support_path))
+    start = time.perf_counter()
+    changes = find_component(nlp).adapt(support, replace=replace)
+    seconds = time.perf_counter() - start
+    save_atomically(nlp, output)
+    msg.good(
+        f"Adapted to {len(support)} labels in {seconds:.2f}s "
+        f"({len(changes['added'])} added, {len(changes['updated'])} updated, "
+        f"{len(changes['removed'])} removed); saved to {output}"
+    )
+
+
+@app.command("evaluate")
+def evaluate_cli(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    support_path: Path = typer.Argument(..., help=f"Support examples: {DATA_HELP}"),
+    test_path: Path = typer.Argument(..., help=f"Test examples: {DATA_HELP}"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results as JSON"),
+    repeats: int = typer.Option(3, "--repeats", help="Timing runs (median reported)"),
+) -> None:
+    """All-label K-shot evaluation: adapt to every label of the support set,
+    predict the test set, report accuracy and adaptation time against the
+    time to encode the support texts with the bare encoder."""
+    nlp = load_pipeline(model)
+    result = {"model": model, "support": str(support_path), "test": str(test_path)}
+    result.update(
+        evaluate_all_labels(
+            nlp, read_labelled(support_path), read_labelled(test_path), repeats=repeats
+        )
+    )
+    columns = ["model", "n_labels", "n_support", "accuracy", "adapt_seconds", "encode_seconds",
+               "adapt_over_encode", "predict_docs_per_second"]  # fmt: skip
+    print(markdown_table([result], columns))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, result)
+        msg.good(f"Saved results to {output}")
+
+
+def save_atomically(nlp, output: Path) -> None:
+    """Write to a temporary folder beside `output`, then move it into place."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    try:
+        nlp.to_disk(staging)
+        if output.exists():
+            old = staging.with_name(staging.name + "-old")
+            os.replace(output, old)
+            os.replace(staging, output)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, output)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+if __name__ == "__main__":
+    app()

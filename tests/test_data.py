@@ -1,0 +1,45 @@
+import pytest
+
+from spacy_metalearn.data import group_by_label, read_labelled
+
+
+def test_reads_jsonl_csv_and_folders(tmp_path):
+    (tmp_path / "a.jsonl").write_text(
+        '{"text": "lost card", "label": "card"}\n\n{"sentence": "refund?", "label": "refund"}\n'
+    )
+    (tmp_path / "a.csv").write_text('text,category\nlost card,card\n"refund, now?",refund\n')
+    folder = tmp_path / "split"
+    folder.mkdir()
+    (folder / "seq.in").write_text("lost card\nrefund?\n")
+    (folder / "label").write_text("card\nrefund\n")
+    assert read_labelled(tmp_path / "a.jsonl") == [("lost card", "card"), ("refund?", "refund")]
+    assert read_labelled(tmp_path / "a.csv") == [("lost card", "card"), ("refund, now?", "refund")]
+    assert read_labelled(folder) == [("lost card", "card"), ("refund?", "refund")]
+    assert group_by_label(read_labelled(folder)) == {"card": ["lost card"], "refund": ["refund?"]}
+
+
+@pytest.mark.parametrize(
+    "name,content,problem",
+    [
+        ("a.txt", "x", "expected a .jsonl or .csv"),
+        ("a.jsonl", "", "holds no examples"),
+        ("a.jsonl", '{"text": "x"}\n', "line 1 needs a text"),
+        ("a.jsonl", "{broken\n", "line 1 is not JSON"),
+        ("a.jsonl", "[1, 2]\n", "line 1 is not an object"),
+        ("a.csv", "words,label\nx,y\n", "row 2 needs a text"),
+    ],
+)
+def test_bad_files_name_the_problem(tmp_path, name, content, problem):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ValueError, match=rf"\[E02[34]\].*{problem}"):
+        read_labelled(tmp_path / name)
+
+
+def test_folder_with_mismatched_lines(tmp_path):
+    (tmp_path / "seq.in").write_text("a\nb\n")
+    (tmp_path / "label").write_text("x\n")
+    with pytest.raises(ValueError, match="seq.in has 2 lines but label has 1"):
+        read_labelled(tmp_path)
+    (tmp_path / "label").unlink()
+    with pytest.raises(ValueError, match="'label' is missing"):
+        read_labelled(tmp_path)
