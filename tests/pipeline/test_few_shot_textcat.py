@@ -367,3 +367,46 @@ def test_listening_to_a_shared_transformer():
     )
     assert top_label(nlp("someone stole my card")) == "card_lost"
     assert top_label(nlp("refund still not here")) == "refund"
+
+
+def test_spacy_evaluate_cli_reports_textcat_scores(tmp_path):
+    import subprocess
+    import sys
+
+    from spacy.tokens import DocBin
+
+    nlp = tiny_nlp()
+    one_shot = {label: texts[:1] for label, texts in SUPPORT.items()}
+    nlp.get_pipe("few_shot_textcat").adapt(one_shot)
+    nlp.to_disk(tmp_path / "pipeline")
+    docs = []
+    for label, texts in one_shot.items():
+        doc = nlp.make_doc(texts[0])
+        doc.cats = {lab: float(lab == label) for lab in SUPPORT}
+        docs.append(doc)
+    DocBin(docs=docs).to_disk(tmp_path / "dev.spacy")
+    out = subprocess.run(
+        [sys.executable, "-m", "spacy", "evaluate", str(tmp_path / "pipeline"),
+         str(tmp_path / "dev.spacy"), "--output", str(tmp_path / "scores.json")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    import srsly
+
+    scores = srsly.read_json(tmp_path / "scores.json")
+    assert scores["cats_score"] == pytest.approx(1.0), out.stdout
+    assert "cats_macro_auc" in scores
+
+
+def test_adapted_component_can_be_sourced_into_another_pipeline(tmp_path):
+    nlp = tiny_nlp()
+    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    nlp.to_disk(tmp_path)
+    other = spacy.blank("en")
+    other.add_pipe("sentencizer")
+    fs = other.add_pipe("few_shot_textcat", source=spacy.load(tmp_path))
+    expected = [doc.cats for doc in nlp.pipe(QUERIES)]
+    for a, doc in zip(expected, other.pipe(QUERIES)):
+        for label in a:
+            assert doc.cats[label] == pytest.approx(a[label], abs=1e-6)
+    fs.adapt({"greeting": ["hello there", "hi"]})
+    assert "greeting" in other("hello").cats
