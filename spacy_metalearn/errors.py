@@ -106,3 +106,7 @@ class Errors(metaclass=_MessagesWithCodes):
     E024 = "Cannot read '{path}': {problem}."
     E025 = "'{path}' already exists. Choose another output or pass --force to replace it."
     E026 = "The pipeline has no few_shot_textcat component (its components: {pipes})."
+    E027 = (
+        "adapt(steps={steps}) fits one head to every label, so it needs examples "
+        "for all of them, but got none for {labels}. Include them, or pass replace=True."
+    )

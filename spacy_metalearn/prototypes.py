@@ -4,7 +4,7 @@ the same prototypes as adapting once with everything."""
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy
 import srsly
@@ -22,18 +22,25 @@ class Prototypes:
     labels (Tuple[str, ...]): The labels, in score order.
     sums (numpy.ndarray): (n_labels, width) float64 sums of support embeddings.
     counts (numpy.ndarray): (n_labels,) int64 numbers of support examples.
+    head_weight (Optional[numpy.ndarray]): (n_labels, width) float32 rows of a
+        linear head fitted by adapt(steps=N > 0), or None (prototypes score).
+    head_bias (Optional[numpy.ndarray]): (n_labels,) float32 biases of that head.
     """
 
     labels: Tuple[str, ...]
     sums: numpy.ndarray
     counts: numpy.ndarray
+    head_weight: Optional[numpy.ndarray] = None
+    head_bias: Optional[numpy.ndarray] = None
 
     @classmethod
     def empty(cls) -> "Prototypes":
         return cls((), numpy.zeros((0, 0), dtype="float64"), numpy.zeros((0,), dtype="int64"))
 
     def __post_init__(self) -> None:
-        problem = _find_problem(self.labels, self.sums, self.counts)
+        problem = _find_problem(self.labels, self.sums, self.counts) or _find_head_problem(
+            self.sums, self.head_weight, self.head_bias
+        )
         if problem:
             raise ValueError(Errors.E014.format(problem=problem))
 
@@ -77,6 +84,8 @@ class Prototypes:
                 "labels": list(self.labels),
                 "sums": self.sums,
                 "counts": self.counts,
+                "head_weight": self.head_weight,
+                "head_bias": self.head_bias,
             }
         )
 
@@ -94,7 +103,7 @@ class Prototypes:
             raise ValueError(Errors.E014.format(problem="counts are missing"))
         if len(labels) == 0:
             return cls.empty()
-        return cls(tuple(labels), sums, counts)
+        return cls(tuple(labels), sums, counts, msg.get("head_weight"), msg.get("head_bias"))
 
 
 def _find_problem(labels, sums: numpy.ndarray, counts: numpy.ndarray) -> str:
@@ -114,4 +123,18 @@ def _find_problem(labels, sums: numpy.ndarray, counts: numpy.ndarray) -> str:
         return "every label needs a count of at least 1"
     if not numpy.isfinite(sums).all():
         return "prototypes hold NaN or infinite values"
+    return ""
+
+
+def _find_head_problem(sums: numpy.ndarray, weight, bias) -> str:
+    if weight is None and bias is None:
+        return ""
+    if not isinstance(weight, numpy.ndarray) or not isinstance(bias, numpy.ndarray):
+        return "the fitted head needs both a weight and a bias array"
+    if weight.shape != sums.shape or bias.shape != sums.shape[:1]:
+        return f"the fitted head has shapes {weight.shape} and {bias.shape}, not {sums.shape}"
+    if weight.dtype != numpy.float32 or bias.dtype != numpy.float32:
+        return "the fitted head must be float32"
+    if not (numpy.isfinite(weight).all() and numpy.isfinite(bias).all()):
+        return "the fitted head holds NaN or infinite values"
     return ""

@@ -13,13 +13,22 @@ from ..registry import registry
 from .base import Learner, LearnerOutput
 
 
-def protonet_loss(
-    support: Tensor, support_labels: Tensor, query: Tensor, query_labels: Tensor, head: MetricHead
-) -> LearnerOutput:
-    n_way = int(support_labels.max()) + 1
-    prototypes = class_prototypes(prepare(support, head.metric), support_labels, n_way)
-    logits = head.logits(query, prototypes)  # (n_query, n_way)
-    return LearnerOutput(F.cross_entropy(logits, query_labels), logits)
+class ProtoNet(Learner):
+    def __call__(
+        self,
+        support: Tensor,
+        support_labels: Tensor,
+        query: Tensor,
+        query_labels: Tensor,
+        head: MetricHead,
+    ) -> LearnerOutput:
+        n_way = int(support_labels.max()) + 1
+        prototypes = class_prototypes(prepare(support, head.metric), support_labels, n_way)
+        logits = head.logits(query, prototypes)  # (n_query, n_way)
+        return LearnerOutput(F.cross_entropy(logits, query_labels), logits)
+
+
+protonet_loss = ProtoNet()
 
 
 @registry.meta_learners("spacy_metalearn.ProtoNet.v1")

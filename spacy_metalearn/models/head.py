@@ -1,4 +1,5 @@
-"""The prototype head: scores query embeddings against class prototypes."""
+"""The prototype head: scores query embeddings against class prototypes, and
+holds the meta-learned parameters of the MAML family's linear head."""
 
 import math
 from typing import Callable, Tuple
@@ -7,14 +8,17 @@ from spacy.util import registry
 from thinc.api import Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .metric import MetricHead, check_metric
+from .metric import PARAM_NAMES, MetricHead, check_metric
 
 InT = Tuple[Floats2d, Floats2d]
 
 
 @registry.architectures("spacy_metalearn.PrototypeHead.v1")
 def build_prototype_head(
-    metric: str = "cosine", init_scale: float = 10.0, init_bias: float = -5.0
+    metric: str = "cosine",
+    init_scale: float = 10.0,
+    init_bias: float = -5.0,
+    init_inner_lr: float = 0.5,
 ) -> Model[InT, Floats2d]:
     """Score embeddings against prototypes by a distance, with a learned
     temperature.
@@ -24,42 +28,54 @@ def build_prototype_head(
     init_bias (float): Initial offset of the logits, used by multi-label scores
         (sigmoid); with cosine, -init_bias / init_scale is the similarity that
         scores 0.5.
+    init_inner_lr (float): Initial inner-loop step size of the linear head
+        (MAML family, adapt(steps=...)).
     RETURNS (Model[Tuple[Floats2d, Floats2d], Floats2d]): Maps (queries, prototypes)
-        to logits of shape (n_queries, n_prototypes).
+        to logits of shape (n_queries, n_prototypes). Its width nI (the
+        embedding width) is set when the component's model is initialized.
     """
     check_metric(metric)
-    if init_scale <= 0:
-        raise ValueError(f"init_scale must be positive, but got {init_scale}")
+    for setting, value in (("init_scale", init_scale), ("init_inner_lr", init_inner_lr)):
+        if value <= 0:
+            raise ValueError(f"{setting} must be positive, but got {value}")
     return Model(
         "prototype_head",
         forward,
         init=_init,
-        params={"log_scale": None, "bias": None},
-        attrs={"metric": metric, "init_scale": init_scale, "init_bias": init_bias},
+        dims={"nI": None},
+        params={name: None for name in PARAM_NAMES},
+        attrs={
+            "metric": metric,
+            "init_scale": init_scale,
+            "init_bias": init_bias,
+            "init_inner_lr": init_inner_lr,
+        },
     )
 
 
 def _init(model: Model, X=None, Y=None) -> Model:
-    model.set_param("log_scale", model.ops.asarray1f([math.log(model.attrs["init_scale"])]))
-    model.set_param("bias", model.ops.asarray1f([model.attrs["init_bias"]]))
+    ops, attrs = model.ops, model.attrs
+    model.set_param("log_scale", ops.asarray1f([math.log(attrs["init_scale"])]))
+    model.set_param("bias", ops.asarray1f([attrs["init_bias"]]))
+    model.set_param("log_inner_lr", ops.asarray1f([math.log(attrs["init_inner_lr"])] * 2))
+    model.set_param("shared_weight", ops.alloc1f(model.get_dim("nI")))
+    model.set_param("shared_bias", ops.alloc1f(1))
     return model
 
 
 def metric_head(model: Model, *, requires_grad: bool = False) -> MetricHead:
     """The head's parameters as PyTorch tensors (sharing memory where possible)."""
-    return MetricHead(
-        metric=model.attrs["metric"],
-        log_scale=xp2torch(model.get_param("log_scale"), requires_grad=requires_grad),
-        bias=xp2torch(model.get_param("bias"), requires_grad=requires_grad),
-    )
+    tensors = {
+        name: xp2torch(model.get_param(name), requires_grad=requires_grad) for name in PARAM_NAMES
+    }
+    return MetricHead(metric=model.attrs["metric"], **tensors)
 
 
 def accumulate_head_gradients(model: Model, head: MetricHead) -> None:
     """Add the gradients PyTorch computed for the head tensors to the thinc params."""
-    for name in ("log_scale", "bias"):
-        grad = getattr(head, name).grad
-        if grad is not None:
-            model.inc_grad(name, torch2xp(grad))
+    for name, tensor in head.tensors().items():
+        if tensor.grad is not None:
+            model.inc_grad(name, torch2xp(tensor.grad))
 
 
 def forward(model: Model[InT, Floats2d], inputs: InT, is_train: bool) -> Tuple[Floats2d, Callable]:

@@ -5,6 +5,7 @@ prediction, so that what is trained is exactly what is used.
 """
 
 from dataclasses import dataclass
+from typing import Dict
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from ..errors import Errors
 
 METRICS = ("cosine", "squared_euclidean")
+PARAM_NAMES = ("log_scale", "bias", "log_inner_lr", "shared_weight", "shared_bias")
 
 
 def check_metric(metric: str) -> str:
@@ -54,11 +56,22 @@ class MetricHead:
     log_scale (torch.Tensor): (1,) log of the inverse temperature.
     bias (torch.Tensor): (1,) offset, which only matters for independent
         (multi-label) scores: it cancels out in a softmax.
+    log_inner_lr (torch.Tensor): (2,) log of the inner-loop step sizes of the
+        linear head's weight and bias (MAML family; meta-learned per layer).
+    shared_weight (torch.Tensor): (dim,) the row every class's weight starts
+        from in MAML and Reptile (a class-agnostic, meta-learned init).
+    shared_bias (torch.Tensor): (1,) the bias every class starts from.
     """
 
     metric: str
     log_scale: torch.Tensor
     bias: torch.Tensor
+    log_inner_lr: torch.Tensor
+    shared_weight: torch.Tensor
+    shared_bias: torch.Tensor
+
+    def tensors(self) -> Dict[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in PARAM_NAMES}
 
     def similarity(self, query: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         """(n_query, n_classes) similarities: cosine, or negative squared distance."""
@@ -75,3 +88,30 @@ class MetricHead:
     def logits(self, query: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         """(n_query, n_classes) logits: scaled similarity plus bias."""
         return self.log_scale.exp() * self.similarity(query, prototypes) + self.bias
+
+
+@dataclass
+class LinearHead:
+    """A per-class linear classifier over prepared embeddings, as the MAML
+    family adapts it: logits = scale * (prepare(x) @ weight.T + bias) + head.bias.
+
+    weight (torch.Tensor): (n_classes, dim).
+    bias (torch.Tensor): (n_classes,).
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+    def logits(self, head: MetricHead, query: torch.Tensor) -> torch.Tensor:
+        features = prepare(query, head.metric)
+        return head.log_scale.exp() * (features @ self.weight.T + self.bias) + head.bias
+
+
+def prototype_linear_head(prototypes: torch.Tensor, metric: str) -> LinearHead:
+    """The linear head that scores like the prototypes (Proto-MAML, Triantafillou
+    et al. 2020): for squared Euclidean distance, weight 2c and bias -|c|^2 give
+    the same softmax as -|x - c|^2; for cosine, the unit prototypes."""
+    if metric == "cosine":
+        weight = prepare(prototypes, "cosine")
+        return LinearHead(weight, torch.zeros_like(weight[:, 0]))
+    return LinearHead(2 * prototypes, -prototypes.pow(2).sum(1))

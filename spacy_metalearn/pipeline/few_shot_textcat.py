@@ -22,7 +22,7 @@ from ..episodes import positive_labels, split_episode
 from ..errors import Errors, Warnings
 from ..learners.base import Learner
 from ..models.head import accumulate_head_gradients, metric_head
-from ..models.metric import MetricHead, prepare
+from ..models.metric import LinearHead, MetricHead, prepare
 from ..prototypes import Prototypes
 from ..scoring import EPISODE_ACC, unknown_gold_labels
 
@@ -215,12 +215,24 @@ class FewShotTextCategorizer(TrainablePipe):
                 raise ValueError(
                     Errors.E020.format(stored=prototypes.shape[1], encoder=embeddings.shape[1])
                 )
-            logits = self.model.get_ref("head").predict((embeddings, prototypes))
+            logits = self._logits(embeddings, prototypes)
             if self.cfg["exclusive_classes"]:
                 scores[xp.asarray(filled)] = self.model.ops.softmax(logits)
             else:
                 scores[xp.asarray(filled)] = self.model.ops.sigmoid(logits)
         return scores
+
+    def _logits(self, embeddings, prototypes):
+        """Prototype distances, or the linear head that adapt(steps>0) fitted."""
+        store = self._prototypes
+        if store.head_weight is None or store.head_bias is None:
+            return self.model.get_ref("head").predict((embeddings, prototypes))
+        ops = self.model.ops
+        fitted = LinearHead(
+            xp2torch(ops.asarray2f(store.head_weight)), xp2torch(ops.asarray1f(store.head_bias))
+        )
+        with torch.no_grad():
+            return torch2xp(fitted.logits(self._head(), xp2torch(embeddings)))
 
     def set_annotations(self, docs: Iterable[Doc], scores) -> None:
         """Write the scores to doc.cats.
@@ -312,36 +324,60 @@ class FewShotTextCategorizer(TrainablePipe):
             )
         self._prototypes = self._prototypes.remove(label)
 
-    def adapt(self, data: SupportData, *, replace: bool = False) -> Dict[str, Any]:
-        """Learn labels from a few examples each, with no training: each label's
-        prototype is the mean embedding of its examples. New labels are added;
-        examples for an existing label refine its prototype (adapting twice with
-        halves equals adapting once with all). Atomic: on any error the
-        component is left unchanged.
+    def adapt(
+        self, data: SupportData, *, replace: bool = False, steps: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """Learn labels from a few examples each, with no training of the
+        encoder: each label's prototype is the mean embedding of its examples.
+        New labels are added; examples for an existing label refine its
+        prototype (adapting twice with halves equals adapting once with all).
+        With steps > 0, the learner's inner loop then fits a linear head to the
+        support set (starting from the prototypes for ProtoNet, Matching
+        Networks and Proto-MAML; from the meta-learned init for MAML and
+        Reptile). Atomic: on any error the component is left unchanged.
 
         data (Union[Mapping[str, Sequence[Union[str, Doc]]], Iterable[Example]]):
             label -> example texts or Docs, or Examples whose cats give the labels.
         replace (bool): Forget all current labels first.
+        steps (Optional[int]): Inner-loop steps; None means the learner's own
+            (0 for ProtoNet and Matching Networks). 0 is the instant prototype
+            path. With steps > 0 the data must cover every label (or replace=True).
         RETURNS (Dict[str, Any]): {"added": {label: n}, "updated": {label: n},
             "removed": [labels]}, n being the number of examples used.
         """
+        steps = self.learner.inner_steps if steps is None else steps
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(
+                Errors.E019.format(setting="steps", requirement="an integer >= 0", value=steps)
+            )
         support = self._collect_support(data)
         items = [(label, item) for label, texts in support.items() for item in texts]
         docs = self._make_docs([item for _, item in items])
         for (label, _), doc, position in zip(items, docs, _positions(support)):
             if len(doc) == 0:
                 raise ValueError(Errors.E006.format(label=label, index=position))
-        embeddings = prepare(self._embed(docs), self.model.get_ref("head").attrs["metric"])
-        embeddings = embeddings.double().cpu().numpy()
+        base = Prototypes.empty() if replace else self._prototypes
+        if steps > 0:
+            uncovered = [label for label in base.labels if label not in support]
+            if uncovered:
+                raise ValueError(Errors.E027.format(steps=steps, labels=uncovered))
+        encoded = self._embed(docs)
+        embeddings = prepare(encoded, self._head().metric).double().cpu().numpy()
         sums: Dict[str, numpy.ndarray] = {}
         counts: Dict[str, int] = {}
         for (label, _), row in zip(items, embeddings):
             sums[label] = sums.get(label, 0.0) + row
             counts[label] = counts.get(label, 0) + 1
-        base = Prototypes.empty() if replace else self._prototypes
         if base.labels and base.width != embeddings.shape[1]:
             raise ValueError(Errors.E020.format(stored=base.width, encoder=embeddings.shape[1]))
         updated = base.add(sums, counts)
+        if steps > 0:
+            index = {label: i for i, label in enumerate(updated.labels)}
+            label_ids = torch.tensor([index[label] for label, _ in items], device=encoded.device)
+            fitted = self.learner.adapt_head(
+                encoded, label_ids, len(updated.labels), self._head(), steps
+            )
+            updated = updated.with_head(fitted.weight.cpu().numpy(), fitted.bias.cpu().numpy())
         result = {
             "added": {label: n for label, n in counts.items() if label not in base.labels},
             "updated": {label: n for label, n in counts.items() if label in base.labels},
