@@ -2,7 +2,7 @@
 (prepared) support embeddings and their count, so that adapting in parts gives
 the same prototypes as adapting once with everything."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Dict, Optional, Tuple
 
@@ -71,11 +71,22 @@ class Prototypes:
             all_counts[index[label]] += counts[label]
         return Prototypes(tuple(labels), all_sums, all_counts)
 
+    def with_head(self, weight: numpy.ndarray, bias: numpy.ndarray) -> "Prototypes":
+        """The same prototypes with a fitted linear head, one row per label."""
+        return replace(self, head_weight=weight.astype("float32"), head_bias=bias.astype("float32"))
+
     def remove(self, label: str) -> "Prototypes":
         keep = [i for i, name in enumerate(self.labels) if name != label]
         if len(keep) == 0:
             return Prototypes.empty()
-        return Prototypes(tuple(self.labels[i] for i in keep), self.sums[keep], self.counts[keep])
+        has_head = self.head_weight is not None and self.head_bias is not None
+        return Prototypes(
+            tuple(self.labels[i] for i in keep),
+            self.sums[keep],
+            self.counts[keep],
+            self.head_weight[keep] if has_head else None,
+            self.head_bias[keep] if has_head else None,
+        )
 
     def to_bytes(self) -> bytes:
         return srsly.msgpack_dumps(

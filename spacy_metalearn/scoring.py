@@ -12,6 +12,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from .episodes import group_by_label, positive_labels, sample_episode
+from .learners.base import Learner
 from .models.metric import MetricHead, class_prototypes, prepare
 
 EPISODE_ACC = "cats_episode_acc"
@@ -49,6 +50,7 @@ class FewShotScorer:
         threshold: float,
         embed: Callable[[List[Doc]], torch.Tensor],
         head: MetricHead,
+        learner: Learner,
         **kwargs,
     ) -> Dict[str, Optional[float]]:
         examples = list(examples)
@@ -61,13 +63,14 @@ class FewShotScorer:
                 threshold=threshold,
                 **kwargs,
             )
-        return {EPISODE_ACC: self.episode_accuracy(examples, embed, head)}
+        return {EPISODE_ACC: self.episode_accuracy(examples, embed, head, learner)}
 
     def episode_accuracy(
-        self, examples: Sequence[Example], embed: Callable, head: MetricHead
+        self, examples: Sequence[Example], embed: Callable, head: MetricHead, learner: Learner
     ) -> float:
-        """Mean query accuracy of nearest-prototype classification over
-        `n_episodes` episodes drawn from the gold labels of `examples`."""
+        """Mean query accuracy over `n_episodes` episodes drawn from the gold
+        labels of `examples`, each adapted as adapt() would: nearest prototype,
+        or the learner's inner loop when it has one."""
         rng = random.Random(self.seed)
         groups = group_by_label(examples)
         episodes = [
@@ -77,17 +80,35 @@ class FewShotScorer:
         needed = sorted({i for ep in episodes for _, s, q in ep for i in s + q})
         row = {example_index: r for r, example_index in enumerate(needed)}
         with torch.no_grad():
-            embeddings = prepare(embed([examples[i].predicted for i in needed]), head.metric)
+            embeddings = embed([examples[i].predicted for i in needed])
             accuracies = []
             for episode in episodes:
                 support = [row[i] for _, s, _ in episode for i in s]
                 query = [row[i] for _, _, q in episode for i in q]
                 support_labels = _class_indices(episode, 1, embeddings.device)
                 query_labels = _class_indices(episode, 2, embeddings.device)
-                prototypes = class_prototypes(embeddings[support], support_labels, len(episode))
-                predicted = head.logits(embeddings[query], prototypes).argmax(1)
+                logits = episode_logits(
+                    embeddings[support], support_labels, embeddings[query], head, learner
+                )
+                predicted = logits.argmax(1)
                 accuracies.append((predicted == query_labels).float().mean().item())
         return sum(accuracies) / len(accuracies)
+
+
+def episode_logits(
+    support: torch.Tensor,
+    support_labels: torch.Tensor,
+    query: torch.Tensor,
+    head: MetricHead,
+    learner: Learner,
+) -> torch.Tensor:
+    """Query logits after adapting to the support set the way adapt() does."""
+    n_way = int(support_labels.max()) + 1
+    if learner.inner_steps > 0:
+        fitted = learner.adapt_head(support, support_labels, n_way, head, learner.inner_steps)
+        return fitted.logits(head, query)
+    prototypes = class_prototypes(prepare(support, head.metric), support_labels, n_way)
+    return head.logits(query, prototypes)
 
 
 def _class_indices(episode, part: int, device) -> torch.Tensor:

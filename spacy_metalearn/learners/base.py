@@ -44,7 +44,7 @@ class Learner:
     ) -> LinearHead:
         """The linear head the inner loop starts from: the prototypes' equivalent."""
         prototypes = class_prototypes(prepare(support, head.metric), support_labels, n_way)
-        return prototype_linear_head(prototypes, head.metric)
+        return prototype_linear_head(prototypes, head)
 
     def adapt_head(
         self,

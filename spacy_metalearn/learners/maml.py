@@ -2,10 +2,12 @@
 linear head (the encoder is meta-learned through the outer loss, as in ANIL,
 Raghu et al. 2020).
 
-Inner loop: theta'_i = theta - alpha * grad L_support(theta), starting from a
-class-agnostic, meta-learned row shared by all classes (so any N works; Ye &
-Chao 2022). Outer loss: L_query(theta'_i), differentiated through the inner
-loop (second order) or with its gradients treated as constants (first order).
+Inner loop: theta' = theta - alpha * grad L_support(theta), starting from zero
+weights: classes are relabelled in every episode, so any learned start must be
+the same for all classes, and adding one row to every class leaves a softmax
+unchanged: zero is as good as any (Ye & Chao 2022), and works for any N.
+Outer loss: L_query(theta'), differentiated through the inner loop (second
+order) or with its gradients treated as constants (first order).
 """
 
 import torch.nn.functional as F
@@ -26,8 +28,8 @@ class MAML(Learner):
     def initial_head(
         self, support: Tensor, support_labels: Tensor, n_way: int, head: MetricHead
     ) -> LinearHead:
-        weight = head.shared_weight.unsqueeze(0).expand(n_way, -1)
-        return LinearHead(weight, head.shared_bias.expand(n_way))
+        zeros = support.new_zeros((n_way, support.shape[1]))
+        return LinearHead(zeros, zeros[:, 0])
 
     def __call__(
         self,

@@ -5,10 +5,14 @@ Meta-update: theta <- theta + epsilon (phi_k - theta).
 
 Written as a loss for spaCy's optimizer: with the inner gradients g_i held
 constant, the sum of the inner losses L(phi_i) has gradient sum_i g_i =
-(theta - phi_k) / alpha with respect to theta, so an optimizer step moves theta
-toward the adapted weights phi_k; the encoder gets the first-order sum of its
-gradients along the same trajectory.
+(theta - phi_k) / alpha with respect to the weights the inner loop starts from,
+so an optimizer step moves them toward the adapted weights phi_k. The inner
+loop adapts the linear head (from zeros, as in MAML); the encoder gets the sum
+of its gradients along the same trajectory, which is its Reptile update to
+first order in the inner step size.
 """
+
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
@@ -36,20 +40,32 @@ class Reptile(Learner):
     ) -> LearnerOutput:
         n_way = int(support_labels.max()) + 1
         head = with_fixed_inner_lr(head)  # Reptile's step sizes are not meta-learned
+        start = self.initial_head(support, support_labels, n_way, head)
+        start = LinearHead(start.weight.requires_grad_(True), start.bias.requires_grad_(True))
         features = torch.cat([support, query])
         labels = torch.cat([support_labels, query_labels])
-        theta = self.initial_head(support, support_labels, n_way, head)
-        weight, bias = theta.weight, theta.bias
-        step_sizes = head.log_inner_lr.exp()
-        total = torch.zeros((), dtype=features.dtype, device=features.device)
-        for _ in range(self.inner_steps):
-            loss = F.cross_entropy(LinearHead(weight, bias).logits(head, features), labels)
-            total = total + loss
-            d_weight, d_bias = torch.autograd.grad(loss, (weight, bias), retain_graph=True)
-            weight = weight - step_sizes[0] * d_weight
-            bias = bias - step_sizes[1] * d_bias
-        logits = LinearHead(weight, bias).logits(head, query)
-        return LearnerOutput(total, logits)
+        total, adapted = reptile_trajectory(head, start, features, labels, self.inner_steps)
+        return LearnerOutput(total, adapted.logits(head, query))
+
+
+def reptile_trajectory(
+    head: MetricHead, start: LinearHead, features: Tensor, labels: Tensor, steps: int
+) -> Tuple[Tensor, LinearHead]:
+    """SGD from `start` with the inner gradients held constant.
+
+    RETURNS (Tuple[Tensor, LinearHead]): the sum of the losses along the way
+        (whose gradient w.r.t. `start` is (start - phi_k) / alpha) and phi_k.
+    """
+    weight, bias = start.weight, start.bias
+    step_sizes = head.log_inner_lr.exp()
+    total = features.new_zeros(())
+    for _ in range(steps):
+        loss = F.cross_entropy(LinearHead(weight, bias).logits(head, features), labels)
+        total = total + loss
+        d_weight, d_bias = torch.autograd.grad(loss, (weight, bias), retain_graph=True)
+        weight = weight - step_sizes[0] * d_weight
+        bias = bias - step_sizes[1] * d_bias
+    return total, LinearHead(weight, bias)
 
 
 @registry.meta_learners("spacy_metalearn.Reptile.v1")

@@ -31,11 +31,8 @@ def build_few_shot_classifier(
 
 
 def _init(model: Model, X=None, Y=None) -> Model:
-    encoder, head = model.get_ref("encoder"), model.get_ref("head")
-    encoder.initialize(X=X)
-    if X is not None and not head.has_dim("nI"):
-        head.set_dim("nI", encoder.predict(X[:1]).shape[1])
-    head.initialize()
+    model.get_ref("encoder").initialize(X=X)
+    model.get_ref("head").initialize()
     return model
 
 

@@ -18,7 +18,7 @@ def build_prototype_head(
     metric: str = "cosine",
     init_scale: float = 10.0,
     init_bias: float = -5.0,
-    init_inner_lr: float = 0.5,
+    init_inner_lr: float = 1.0,
 ) -> Model[InT, Floats2d]:
     """Score embeddings against prototypes by a distance, with a learned
     temperature.
@@ -31,8 +31,7 @@ def build_prototype_head(
     init_inner_lr (float): Initial inner-loop step size of the linear head
         (MAML family, adapt(steps=...)).
     RETURNS (Model[Tuple[Floats2d, Floats2d], Floats2d]): Maps (queries, prototypes)
-        to logits of shape (n_queries, n_prototypes). Its width nI (the
-        embedding width) is set when the component's model is initialized.
+        to logits of shape (n_queries, n_prototypes).
     """
     check_metric(metric)
     for setting, value in (("init_scale", init_scale), ("init_inner_lr", init_inner_lr)):
@@ -42,7 +41,6 @@ def build_prototype_head(
         "prototype_head",
         forward,
         init=_init,
-        dims={"nI": None},
         params={name: None for name in PARAM_NAMES},
         attrs={
             "metric": metric,
@@ -58,8 +56,6 @@ def _init(model: Model, X=None, Y=None) -> Model:
     model.set_param("log_scale", ops.asarray1f([math.log(attrs["init_scale"])]))
     model.set_param("bias", ops.asarray1f([attrs["init_bias"]]))
     model.set_param("log_inner_lr", ops.asarray1f([math.log(attrs["init_inner_lr"])] * 2))
-    model.set_param("shared_weight", ops.alloc1f(model.get_dim("nI")))
-    model.set_param("shared_bias", ops.alloc1f(1))
     return model
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..errors import Errors
 
 METRICS = ("cosine", "squared_euclidean")
-PARAM_NAMES = ("log_scale", "bias", "log_inner_lr", "shared_weight", "shared_bias")
+PARAM_NAMES = ("log_scale", "bias", "log_inner_lr")
 
 
 def check_metric(metric: str) -> str:
@@ -58,17 +58,12 @@ class MetricHead:
         (multi-label) scores: it cancels out in a softmax.
     log_inner_lr (torch.Tensor): (2,) log of the inner-loop step sizes of the
         linear head's weight and bias (MAML family; meta-learned per layer).
-    shared_weight (torch.Tensor): (dim,) the row every class's weight starts
-        from in MAML and Reptile (a class-agnostic, meta-learned init).
-    shared_bias (torch.Tensor): (1,) the bias every class starts from.
     """
 
     metric: str
     log_scale: torch.Tensor
     bias: torch.Tensor
     log_inner_lr: torch.Tensor
-    shared_weight: torch.Tensor
-    shared_bias: torch.Tensor
 
     def tensors(self) -> Dict[str, torch.Tensor]:
         return {name: getattr(self, name) for name in PARAM_NAMES}
@@ -93,7 +88,9 @@ class MetricHead:
 @dataclass
 class LinearHead:
     """A per-class linear classifier over prepared embeddings, as the MAML
-    family adapts it: logits = scale * (prepare(x) @ weight.T + bias) + head.bias.
+    family adapts it: logits = prepare(x) @ weight.T + bias + head.bias. The
+    temperature is not applied here (it would multiply the inner step size by
+    its square); Proto-MAML builds it into the initial weights.
 
     weight (torch.Tensor): (n_classes, dim).
     bias (torch.Tensor): (n_classes,).
@@ -103,15 +100,16 @@ class LinearHead:
     bias: torch.Tensor
 
     def logits(self, head: MetricHead, query: torch.Tensor) -> torch.Tensor:
-        features = prepare(query, head.metric)
-        return head.log_scale.exp() * (features @ self.weight.T + self.bias) + head.bias
+        return prepare(query, head.metric) @ self.weight.T + self.bias + head.bias
 
 
-def prototype_linear_head(prototypes: torch.Tensor, metric: str) -> LinearHead:
+def prototype_linear_head(prototypes: torch.Tensor, head: MetricHead) -> LinearHead:
     """The linear head that scores like the prototypes (Proto-MAML, Triantafillou
     et al. 2020): for squared Euclidean distance, weight 2c and bias -|c|^2 give
-    the same softmax as -|x - c|^2; for cosine, the unit prototypes."""
-    if metric == "cosine":
-        weight = prepare(prototypes, "cosine")
+    the same softmax as -|x - c|^2; for cosine, the unit prototypes; both times
+    the head's inverse temperature."""
+    scale = head.log_scale.exp()
+    if head.metric == "cosine":
+        weight = scale * prepare(prototypes, "cosine")
         return LinearHead(weight, torch.zeros_like(weight[:, 0]))
-    return LinearHead(2 * prototypes, -prototypes.pow(2).sum(1))
+    return LinearHead(scale * 2 * prototypes, -scale * prototypes.pow(2).sum(1))

@@ -47,6 +47,7 @@ mixed_precision = false
 metric = "cosine"
 init_scale = 10.0
 init_bias = -5.0
+init_inner_lr = 1.0
 """
 DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 
@@ -486,6 +487,7 @@ class FewShotTextCategorizer(TrainablePipe):
             threshold=self.cfg["threshold"],
             embed=self._embed,
             head=self._head(),
+            learner=self.learner,
             **kwargs,
         )
 

@@ -1,28 +1,9 @@
 import torch
 
 from spacy_metalearn.learners.protonet import protonet_loss
-from spacy_metalearn.models.metric import MetricHead
 from spacy_metalearn.registry import registry
 
-
-def random_episode(n_way=3, k_shot=2, n_query=4, dim=8, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    support = torch.randn(n_way * k_shot, dim, generator=gen, requires_grad=True)
-    query = torch.randn(n_way * n_query, dim, generator=gen, requires_grad=True)
-    support_labels = torch.arange(n_way).repeat_interleave(k_shot)
-    query_labels = torch.arange(n_way).repeat_interleave(n_query)
-    return support, support_labels, query, query_labels
-
-
-def make_head(metric="cosine", dim=8):
-    return MetricHead(
-        metric,
-        log_scale=torch.zeros(1, requires_grad=True),
-        bias=torch.zeros(1, requires_grad=True),
-        log_inner_lr=torch.zeros(2, requires_grad=True),
-        shared_weight=torch.zeros(dim, requires_grad=True),
-        shared_bias=torch.zeros(1, requires_grad=True),
-    )
+from .episode_tensors import make_head, random_episode
 
 
 def test_registered():
@@ -44,7 +25,7 @@ def test_shapes_and_gradients_reach_embeddings_and_temperature():
 def test_matches_the_paper_equations():
     """Prototype = class mean; p(y=k|x) = softmax(-d(f(x), c_k)); loss = -log p."""
     support, support_labels, query, query_labels = random_episode(dim=5)
-    head = make_head("squared_euclidean", dim=5)
+    head = make_head("squared_euclidean")
     prototypes = torch.stack([support[support_labels == k].mean(0) for k in range(3)])
     log_p = torch.log_softmax(-torch.cdist(query, prototypes).pow(2), dim=1)
     expected = -log_p[torch.arange(len(query)), query_labels].mean()

@@ -8,14 +8,12 @@ from spacy_metalearn.models.head import build_prototype_head
 from spacy_metalearn.models.metric import MetricHead, class_prototypes, prepare
 
 
-def make_head(metric, scale=2.0, bias=0.5, dim=2):
+def make_head(metric, scale=2.0, bias=0.5):
     return MetricHead(
         metric,
         log_scale=torch.tensor([math.log(scale)]),
         bias=torch.tensor([bias]),
         log_inner_lr=torch.zeros(2),
-        shared_weight=torch.zeros(dim),
-        shared_bias=torch.zeros(1),
     )
 
 
@@ -50,7 +48,6 @@ def test_prepare_normalizes_only_for_cosine():
 @pytest.mark.parametrize("metric", ["cosine", "squared_euclidean"])
 def test_head_layer_backprop_matches_finite_differences(metric):
     head = build_prototype_head(metric=metric, init_scale=3.0, init_bias=-1.0)
-    head.set_dim("nI", 4)
     head.initialize()
     rng = numpy.random.default_rng(0)
     query = rng.normal(size=(3, 4)).astype("float32")

@@ -150,3 +150,24 @@ def test_spacy_package_installs_and_predicts_the_same(adapted, tmp_path):
         text=True,
     )
     assert_same_cats(cats_of(adapted), json.loads(out.stdout))
+
+
+@pytest.mark.parametrize(
+    "tamper,problem",
+    [
+        (lambda m: m["head_weight"].__setitem__((0, 0), numpy.nan), "NaN or infinite"),
+        (lambda m: m.__setitem__("head_bias", m["head_bias"][:2]), "the fitted head has shapes"),
+        (lambda m: m.__setitem__("head_bias", None), "needs both a weight and a bias"),
+    ],
+)
+def test_tampered_fitted_head_is_refused(tmp_path, tamper, problem):
+    nlp = tiny_nlp()
+    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT, steps=5)
+    nlp.to_disk(tmp_path)
+    path = tmp_path / "few_shot_textcat" / "prototypes"
+    msg = srsly.msgpack_loads(path.read_bytes())
+    msg["head_weight"], msg["head_bias"] = msg["head_weight"].copy(), msg["head_bias"].copy()
+    tamper(msg)
+    path.write_bytes(srsly.msgpack_dumps(msg))
+    with pytest.raises(ValueError, match=rf"\[E013\].*\[E014\].*{problem}"):
+        spacy.load(tmp_path)

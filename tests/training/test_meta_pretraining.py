@@ -24,9 +24,12 @@ def write_corpus(path: Path, data) -> Path:
     return path
 
 
-def tok2vec_config(max_steps: int) -> Config:
-    """configs/protonet.cfg with a tiny tok2vec encoder and a short schedule."""
-    config = Config().from_disk(CONFIGS / "protonet.cfg", interpolate=False)
+LEARNER_CONFIGS = ["protonet", "matching", "maml", "fomaml", "proto_maml", "reptile"]
+
+
+def tok2vec_config(max_steps: int, learner: str = "protonet") -> Config:
+    """configs/<learner>.cfg with a tiny tok2vec encoder and a short schedule."""
+    config = Config().from_disk(CONFIGS / f"{learner}.cfg", interpolate=False)
     component = config["components"]["few_shot_textcat"]
     component["model"] = Config().from_str(TOK2VEC_MODEL.format(metric="cosine"))["model"]
     component["scorer"].update({"n_way": 5, "k_shot": 2, "n_query": 4, "n_episodes": 100})
@@ -36,8 +39,24 @@ def tok2vec_config(max_steps: int) -> Config:
     return config
 
 
-def test_meta_pretraining_improves_held_out_classes(tmp_path):
-    """After a few dozen ProtoNet episodes through `spacy train`, episode accuracy on
+def test_learner_configs_differ_only_in_the_learner():
+    def without_learner(name):
+        config = Config().from_disk(CONFIGS / f"{name}.cfg", interpolate=False)
+        learner = config["components"]["few_shot_textcat"].pop("learner")
+        return config, learner
+
+    base, _ = without_learner("protonet")
+    learners = set()
+    for name in LEARNER_CONFIGS:
+        config, learner = without_learner(name)
+        assert config == base, name
+        learners.add(str(sorted(learner.items())))
+    assert len(learners) == len(LEARNER_CONFIGS)
+
+
+@pytest.mark.parametrize("learner", LEARNER_CONFIGS)
+def test_meta_pretraining_improves_held_out_classes(tmp_path, learner):
+    """After a few dozen episodes through `spacy train`, episode accuracy on
     classes never seen in training rises above the untrained model's."""
     from spacy.cli.train import train
     from spacy.training.initialize import init_nlp
@@ -46,7 +65,7 @@ def test_meta_pretraining_improves_held_out_classes(tmp_path):
     dev_path = write_corpus(
         tmp_path / "dev.spacy", synthetic_texts(10, 12, seed=1, first_class=100)
     )
-    config = tok2vec_config(max_steps=60)
+    config = tok2vec_config(max_steps=60, learner=learner)
     config_path = tmp_path / "config.cfg"
     config.to_disk(config_path)
     overrides = {"paths.train": str(train_path), "paths.dev": str(dev_path)}
