@@ -11,9 +11,15 @@ import srsly
 import typer
 from wasabi import msg
 
-from .data import group_by_label, read_labelled
+from .data import group_by_label, keep_labels, read_label_list, read_labelled, write_docbin
 from .errors import Errors
-from .evaluation import evaluate_all_labels, find_component, load_pipeline, markdown_table
+from .evaluation import (
+    evaluate_all_labels,
+    evaluate_episodes,
+    find_component,
+    load_pipeline,
+    markdown_table,
+)
 
 app = typer.Typer(name="spacy_metalearn", help="Few-shot text classification for spaCy.")
 
@@ -71,6 +77,62 @@ def evaluate_cli(
         output.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(output, result)
         msg.good(f"Saved results to {output}")
+
+
+@app.command("episodes")
+def episodes_cli(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    data_path: Path = typer.Argument(..., help=f"Labelled examples: {DATA_HELP}"),
+    labels_path: Optional[Path] = typer.Option(
+        None, "--labels", help="Only these classes (one per line)"
+    ),
+    n_way: int = typer.Option(5, "--n-way"),
+    shots: str = typer.Option("1,5", "--shots", help="Comma-separated K values"),
+    n_query: int = typer.Option(5, "--n-query"),
+    n_episodes: int = typer.Option(600, "--n-episodes"),
+    seed: int = typer.Option(0, "--seed"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results as JSON"),
+) -> None:
+    """Episodic N-way K-shot accuracy (mean and 95% CI over episodes) on
+    held-out classes, adapted the way the pipeline's learner adapts."""
+    pairs = read_labelled(data_path)
+    if labels_path is not None:
+        pairs = keep_labels(pairs, read_label_list(labels_path))
+    nlp = load_pipeline(model)
+    rows, cache = [], {}
+    for k_shot in [int(k) for k in shots.split(",")]:
+        row = {"model": model, "data": str(data_path)}
+        row.update(
+            evaluate_episodes(
+                nlp, pairs, n_way=n_way, k_shot=k_shot, n_query=n_query,
+                n_episodes=n_episodes, seed=seed, cache=cache,
+            )
+        )  # fmt: skip
+        rows.append(row)
+    print(markdown_table(rows, ["model", "n_way", "k_shot", "n_episodes", "accuracy", "ci95"]))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, rows)
+        msg.good(f"Saved results to {output}")
+
+
+@app.command("corpus")
+def corpus_cli(
+    data_path: Path = typer.Argument(..., help=f"Labelled examples: {DATA_HELP}"),
+    output: Path = typer.Argument(..., help="The .spacy file to write"),
+    labels_path: Optional[Path] = typer.Option(
+        None, "--labels", help="Only these classes (one per line)"
+    ),
+    lang: str = typer.Option("en", "--lang"),
+) -> None:
+    """Convert labelled texts to a .spacy corpus (cats {label: 1.0}) for
+    meta-pretraining with `spacy train`."""
+    pairs = read_labelled(data_path)
+    if labels_path is not None:
+        pairs = keep_labels(pairs, read_label_list(labels_path))
+    n_docs = write_docbin(pairs, output, lang=lang)
+    n_labels = len({label for _, label in pairs})
+    msg.good(f"Wrote {n_docs} docs over {n_labels} labels to {output}")
 
 
 def save_atomically(nlp, output: Path) -> None:

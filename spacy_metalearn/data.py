@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
+import spacy
+from spacy.tokens import DocBin
+
 from .errors import Errors
 
 TEXT_KEYS = ("text", "sentence", "raw")
@@ -32,6 +35,39 @@ def read_labelled(path: Union[str, Path]) -> List[Tuple[str, str]]:
     if not pairs:
         raise ValueError(Errors.E024.format(path=path, problem="it holds no examples"))
     return pairs
+
+
+def read_label_list(path: Union[str, Path]) -> List[str]:
+    """Labels, one per line (blank lines ignored)."""
+    labels = [line.strip() for line in Path(path).read_text(encoding="utf8").splitlines()]
+    return [label for label in labels if label]
+
+
+def keep_labels(pairs: List[Tuple[str, str]], labels: List[str]) -> List[Tuple[str, str]]:
+    """The pairs whose label is in `labels`; every listed label must occur."""
+    wanted = set(labels)
+    kept = [(text, label) for text, label in pairs if label in wanted]
+    missing = sorted(wanted - {label for _, label in kept})
+    if missing:
+        raise ValueError(Errors.E028.format(labels=missing))
+    return kept
+
+
+def write_docbin(pairs: List[Tuple[str, str]], path: Union[str, Path], lang: str = "en") -> int:
+    """Save (text, label) pairs as a .spacy DocBin, each doc's cats {label: 1.0}.
+
+    RETURNS (int): The number of docs written.
+    """
+    nlp = spacy.blank(lang)
+    docs = []
+    for text, label in pairs:
+        doc = nlp.make_doc(text)
+        doc.cats = {label: 1.0}
+        docs.append(doc)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(docs=docs).to_disk(path)
+    return len(docs)
 
 
 def group_by_label(pairs: List[Tuple[str, str]]) -> Dict[str, List[str]]:

@@ -110,3 +110,4 @@ class Errors(metaclass=_MessagesWithCodes):
         "adapt(steps={steps}) fits one head to every label, so it needs examples "
         "for all of them, but got none for {labels}. Include them, or pass replace=True."
     )
+    E028 = "The data has no examples for the listed labels {labels}."

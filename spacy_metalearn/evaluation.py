@@ -3,14 +3,16 @@ predict a test set, and time adaptation against bare encoding of the support."""
 
 import statistics
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import spacy
+import torch
 from spacy.language import Language
 
 from .data import group_by_label
 from .errors import Errors
 from .pipeline.few_shot_textcat import FewShotTextCategorizer
+from .scoring import episode_accuracies
 
 DEFAULT_MODEL = "default"
 
@@ -99,3 +101,64 @@ def markdown_table(rows: List[Dict[str, Any]], columns: Sequence[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def evaluate_episodes(
+    nlp: Language,
+    pairs: List[Tuple[str, str]],
+    *,
+    n_way: int = 5,
+    k_shot: int = 1,
+    n_query: int = 5,
+    n_episodes: int = 600,
+    seed: int = 0,
+    cache: Optional[Dict[int, Any]] = None,
+) -> Dict[str, Any]:
+    """Episodic N-way K-shot accuracy on the classes of `pairs`, adapted as the
+    pipeline's learner adapts (nearest prototype or its inner loop).
+
+    cache (Optional[Dict[int, torch.Tensor]]): Embeddings by pair index, filled
+        and reused across calls with the same pipeline and pairs.
+
+    RETURNS (Dict[str, Any]): accuracy (mean %, over episodes) and ci95 (the
+        half-width of its 95% confidence interval, 1.96 standard errors).
+    """
+    component = find_component(nlp)
+    groups: Dict[str, List[int]] = {}
+    for i, (_, label) in enumerate(pairs):
+        groups.setdefault(label, []).append(i)
+    cache = {} if cache is None else cache
+
+    def encode(indices: List[int]) -> torch.Tensor:
+        missing = [i for i in indices if i not in cache]
+        if missing:
+            docs = component._make_docs([pairs[i][0] for i in missing])
+            cache.update(zip(missing, component._embed(docs)))
+        return torch.stack([cache[i] for i in indices])
+
+    start = time.perf_counter()
+    accuracies = episode_accuracies(
+        groups,
+        encode,
+        component._head(),
+        component.learner,
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        n_episodes=n_episodes,
+        seed=seed,
+    )
+    mean = statistics.fmean(accuracies)
+    ci95 = (
+        1.96 * statistics.stdev(accuracies) / len(accuracies) ** 0.5 if len(accuracies) > 1 else 0.0
+    )
+    return {
+        "n_way": n_way,
+        "k_shot": k_shot,
+        "n_query": n_query,
+        "n_episodes": n_episodes,
+        "n_classes": len(groups),
+        "accuracy": 100.0 * mean,
+        "ci95": 100.0 * ci95,
+        "seconds": time.perf_counter() - start,
+    }

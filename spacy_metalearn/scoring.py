@@ -69,30 +69,58 @@ class FewShotScorer:
         self, examples: Sequence[Example], embed: Callable, head: MetricHead, learner: Learner
     ) -> float:
         """Mean query accuracy over `n_episodes` episodes drawn from the gold
-        labels of `examples`, each adapted as adapt() would: nearest prototype,
-        or the learner's inner loop when it has one."""
-        rng = random.Random(self.seed)
-        groups = group_by_label(examples)
-        episodes = [
-            sample_episode(groups, self.n_way, self.k_shot, self.n_query, rng)
-            for _ in range(self.n_episodes)
-        ]
-        needed = sorted({i for ep in episodes for _, s, q in ep for i in s + q})
-        row = {example_index: r for r, example_index in enumerate(needed)}
-        with torch.no_grad():
-            embeddings = embed([examples[i].predicted for i in needed])
-            accuracies = []
-            for episode in episodes:
-                support = [row[i] for _, s, _ in episode for i in s]
-                query = [row[i] for _, _, q in episode for i in q]
-                support_labels = _class_indices(episode, 1, embeddings.device)
-                query_labels = _class_indices(episode, 2, embeddings.device)
-                logits = episode_logits(
-                    embeddings[support], support_labels, embeddings[query], head, learner
-                )
-                predicted = logits.argmax(1)
-                accuracies.append((predicted == query_labels).float().mean().item())
+        labels of `examples`, each adapted as adapt() would."""
+        accuracies = episode_accuracies(
+            group_by_label(examples),
+            lambda indices: embed([examples[i].predicted for i in indices]),
+            head,
+            learner,
+            n_way=self.n_way,
+            k_shot=self.k_shot,
+            n_query=self.n_query,
+            n_episodes=self.n_episodes,
+            seed=self.seed,
+        )
         return sum(accuracies) / len(accuracies)
+
+
+def episode_accuracies(
+    groups: Dict[str, List[int]],
+    encode: Callable[[List[int]], torch.Tensor],
+    head: MetricHead,
+    learner: Learner,
+    *,
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    n_episodes: int,
+    seed: int,
+) -> List[float]:
+    """Query accuracy of each of `n_episodes` seeded episodes, adapted the way
+    adapt() does: nearest prototype, or the learner's inner loop when it has one.
+
+    groups (Dict[str, List[int]]): The item indices of each label.
+    encode (Callable[[List[int]], torch.Tensor]): Embeddings of the items with
+        these indices; called once, with every item the episodes use.
+    RETURNS (List[float]): One accuracy in [0, 1] per episode.
+    """
+    rng = random.Random(seed)
+    episodes = [sample_episode(groups, n_way, k_shot, n_query, rng) for _ in range(n_episodes)]
+    needed = sorted({i for episode in episodes for _, s, q in episode for i in s + q})
+    row = {item: r for r, item in enumerate(needed)}
+    accuracies = []
+    with torch.no_grad():
+        embeddings = encode(needed)
+        for episode in episodes:
+            support = [row[i] for _, s, _ in episode for i in s]
+            query = [row[i] for _, _, q in episode for i in q]
+            support_labels = _class_indices(episode, 1, embeddings.device)
+            query_labels = _class_indices(episode, 2, embeddings.device)
+            logits = episode_logits(
+                embeddings[support], support_labels, embeddings[query], head, learner
+            )
+            accuracies.append((logits.argmax(1) == query_labels).float().mean().item())
+    return accuracies
 
 
 def episode_logits(

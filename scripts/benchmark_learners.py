@@ -1,0 +1,110 @@
+"""Meta-train each learner with the same budget on the train classes of a
+ProtAugment split, pick the checkpoint on its valid classes, and report 5-way
+1- and 5-shot accuracy (mean, 95% CI over episodes) on its test classes, beside
+the frozen encoder with no meta-learning, plus training speed and peak memory.
+
+python scripts/benchmark_learners.py DATA_DIR SPLIT OUTPUT_DIR [--steps N] [--gpu-id G]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LEARNERS = ["protonet", "matching", "maml", "fomaml", "proto_maml", "reptile"]
+
+# Runs a command and prints its peak resident memory (KiB) as the last line.
+MEASURED = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:]).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(code)\n"
+)
+
+
+def run(cmd, log):
+    """Run `cmd`, appending its output to `log`; return (seconds, peak MiB)."""
+    print("$", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    with open(log, "a") as out:
+        result = subprocess.run(
+            [sys.executable, "-c", MEASURED, *cmd], stdout=subprocess.PIPE, stderr=out, text=True
+        )
+        out.write(result.stdout)
+    if result.returncode != 0:
+        sys.exit(f"failed ({result.returncode}); see {log}")
+    peak_kib = int(result.stdout.strip().splitlines()[-1])
+    return time.perf_counter() - start, peak_kib / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data_dir", type=Path, help="e.g. assets/protaugment_splits/BANKING77")
+    parser.add_argument("split", help="e.g. 01")
+    parser.add_argument("output_dir", type=Path)
+    parser.add_argument("--steps", type=int, default=200, help="training episodes per learner")
+    parser.add_argument("--eval-episodes", type=int, default=50, help="dev episodes per evaluation")
+    parser.add_argument("--test-episodes", type=int, default=600)
+    parser.add_argument("--gpu-id", type=int, default=-1)
+    parser.add_argument("--learners", default=",".join(LEARNERS))
+    args = parser.parse_args()
+
+    out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "log.txt"
+    full = args.data_dir / "full.jsonl"
+    labels = {part: args.data_dir / "few_shot" / args.split / f"labels.{part}.txt" for part in ("train", "valid", "test")}  # fmt: skip
+    corpus = {part: out / f"{part}.spacy" for part in ("train", "valid")}
+    for part, path in corpus.items():
+        run([sys.executable, "-m", "spacy_metalearn", "corpus", str(full), str(path), "--labels", str(labels[part])], log)  # fmt: skip
+
+    rows = []
+    models = [("frozen (no meta-learning)", "default", None)]
+    for learner in args.learners.split(","):
+        train_dir = out / learner
+        seconds, peak = run(
+            [sys.executable, "-m", "spacy", "train", f"configs/{learner}.cfg", "--output", str(train_dir),
+             "--paths.train", str(corpus["train"]), "--paths.dev", str(corpus["valid"]),
+             "--training.max_steps", str(args.steps), "--training.eval_frequency", str(args.steps // 2),
+             "--components.few_shot_textcat.scorer.n_episodes", str(args.eval_episodes),
+             "--gpu-id", str(args.gpu_id)],
+            log,
+        )  # fmt: skip
+        models.append((learner, str(train_dir / "model-best"), {"train_seconds": seconds, "train_peak_mib": peak}))  # fmt: skip
+    for name, model, training in models:
+        result_path = out / f"episodes_{name.split()[0]}.json"
+        run([sys.executable, "-m", "spacy_metalearn", "episodes", model, str(full), "--labels", str(labels["test"]),
+             "--shots", "1,5", "--n-episodes", str(args.test_episodes), "--output", str(result_path)], log)  # fmt: skip
+        one, five = json.loads(result_path.read_text())
+        row = {"learner": name, "5w1s": one["accuracy"], "5w1s_ci95": one["ci95"],
+               "5w5s": five["accuracy"], "5w5s_ci95": five["ci95"]}  # fmt: skip
+        if training:
+            row.update(training)
+            row["episodes_per_second"] = args.steps / training["train_seconds"]
+        rows.append(row)
+    summary = {"data": str(args.data_dir), "split": args.split, "steps": args.steps, "gpu_id": args.gpu_id, "rows": rows}  # fmt: skip
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    lines = [
+        f"ProtAugment {args.data_dir.name} split {args.split}, test classes; {args.test_episodes} episodes, "
+        f"5 queries per class; meta-training budget {args.steps} episodes per learner "
+        f"(episodes/s include initialization and two dev evaluations); gpu_id {args.gpu_id}.",
+        "",
+        "| learner | 5-way 1-shot | 5-way 5-shot | episodes/s | peak MiB |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        speed = f"{r['episodes_per_second']:.2f}" if "episodes_per_second" in r else "-"
+        peak = f"{r['train_peak_mib']:.0f}" if "train_peak_mib" in r else "-"
+        lines.append(
+            f"| {r['learner']} | {r['5w1s']:.2f} ± {r['5w1s_ci95']:.2f} | "
+            f"{r['5w5s']:.2f} ± {r['5w5s_ci95']:.2f} | {speed} | {peak} |"
+        )
+    table = "\n".join(lines)
+    (out / "results.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
