@@ -55,41 +55,107 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
     full = args.data_dir / "full.jsonl"
-    labels = {part: args.data_dir / "few_shot" / args.split / f"labels.{part}.txt" for part in ("train", "valid", "test")}  # fmt: skip
+    labels = {
+        part: args.data_dir / "few_shot" / args.split / f"labels.{part}.txt"
+        for part in ("train", "valid", "test")
+    }
     corpus = {part: out / f"{part}.spacy" for part in ("train", "valid")}
     for part, path in corpus.items():
-        run([sys.executable, "-m", "spacy_metalearn", "corpus", str(full), str(path), "--labels", str(labels[part])], log)  # fmt: skip
+        run(
+            [
+                sys.executable,
+                "-m",
+                "spacy_metalearn",
+                "corpus",
+                str(full),
+                str(path),
+                "--labels",
+                str(labels[part]),
+            ],
+            log,
+        )
 
     rows = []
     models = [("frozen (no meta-learning)", "default", None)]
     for learner in args.learners.split(","):
         train_dir = out / learner
         seconds, peak = run(
-            [sys.executable, "-m", "spacy", "train", f"configs/{learner}.cfg", "--output", str(train_dir),
-             "--paths.train", str(corpus["train"]), "--paths.dev", str(corpus["valid"]),
-             "--training.max_steps", str(args.steps), "--training.eval_frequency", str(args.steps // 2),
-             "--components.few_shot_textcat.scorer.n_episodes", str(args.eval_episodes),
-             "--gpu-id", str(args.gpu_id)],
+            [
+                sys.executable,
+                "-m",
+                "spacy",
+                "train",
+                f"configs/{learner}.cfg",
+                "--output",
+                str(train_dir),
+                "--paths.train",
+                str(corpus["train"]),
+                "--paths.dev",
+                str(corpus["valid"]),
+                "--training.max_steps",
+                str(args.steps),
+                "--training.eval_frequency",
+                str(args.steps // 2),
+                "--components.few_shot_textcat.scorer.n_episodes",
+                str(args.eval_episodes),
+                "--gpu-id",
+                str(args.gpu_id),
+            ],
             log,
-        )  # fmt: skip
-        models.append((learner, str(train_dir / "model-best"), {"train_seconds": seconds, "train_peak_mib": peak}))  # fmt: skip
+        )
+        models.append(
+            (
+                learner,
+                str(train_dir / "model-best"),
+                {"train_seconds": seconds, "train_peak_mib": peak},
+            )
+        )
     for name, model, training in models:
         result_path = out / f"episodes_{name.split()[0]}.json"
-        run([sys.executable, "-m", "spacy_metalearn", "episodes", model, str(full), "--labels", str(labels["test"]),
-             "--shots", "1,5", "--n-episodes", str(args.test_episodes), "--output", str(result_path)], log)  # fmt: skip
+        run(
+            [
+                sys.executable,
+                "-m",
+                "spacy_metalearn",
+                "episodes",
+                model,
+                str(full),
+                "--labels",
+                str(labels["test"]),
+                "--shots",
+                "1,5",
+                "--n-episodes",
+                str(args.test_episodes),
+                "--output",
+                str(result_path),
+            ],
+            log,
+        )
         one, five = json.loads(result_path.read_text())
-        row = {"learner": name, "5w1s": one["accuracy"], "5w1s_ci95": one["ci95"],
-               "5w5s": five["accuracy"], "5w5s_ci95": five["ci95"]}  # fmt: skip
+        row = {
+            "learner": name,
+            "5w1s": one["accuracy"],
+            "5w1s_ci95": one["ci95"],
+            "5w5s": five["accuracy"],
+            "5w5s_ci95": five["ci95"],
+        }
         if training:
             row.update(training)
             row["episodes_per_second"] = args.steps / training["train_seconds"]
         rows.append(row)
-    summary = {"data": str(args.data_dir), "split": args.split, "steps": args.steps, "gpu_id": args.gpu_id, "rows": rows}  # fmt: skip
+    summary = {
+        "data": str(args.data_dir),
+        "split": args.split,
+        "steps": args.steps,
+        "gpu_id": args.gpu_id,
+        "rows": rows,
+    }
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     lines = [
-        f"ProtAugment {args.data_dir.name} split {args.split}, test classes; {args.test_episodes} episodes, "
-        f"5 queries per class; meta-training budget {args.steps} episodes per learner "
-        f"(episodes/s include initialization and two dev evaluations); gpu_id {args.gpu_id}.",
+        f"ProtAugment {args.data_dir.name} split {args.split}, test classes; "
+        f"{args.test_episodes} episodes, 5 queries per class; meta-training budget "
+        f"{args.steps} episodes per learner (episodes/s include initialization and "
+        f"two dev evaluations); gpu_id {args.gpu_id}.",
         "",
         "| learner | 5-way 1-shot | 5-way 5-shot | episodes/s | peak MiB |",
         "|---|---|---|---|---|",
