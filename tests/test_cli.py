@@ -78,3 +78,54 @@ def test_evaluate_writes_json(files):
     assert data["accuracy"] == 100.0
     assert data["n_labels"] == 3 and data["n_support"] == 3
     assert data["adapt_seconds"] > 0 and data["encode_seconds"] > 0
+
+
+def synthetic_jsonl(path, n_classes=6, per_class=8):
+    from .util import synthetic_texts
+
+    data = synthetic_texts(n_classes, per_class, seed=3)
+    path.write_text(
+        "".join(
+            json.dumps({"sentence": t, "label": lab}) + "\n" for lab, ts in data.items() for t in ts
+        )
+    )
+    return sorted(data)
+
+
+def test_corpus_writes_a_docbin_of_the_listed_labels(tmp_path):
+    from spacy.tokens import DocBin
+
+    labels = synthetic_jsonl(tmp_path / "full.jsonl")
+    (tmp_path / "labels.txt").write_text("\n".join(labels[:2]) + "\n")
+    out = tmp_path / "train.spacy"
+    args = [
+        "corpus",
+        str(tmp_path / "full.jsonl"),
+        str(out),
+        "--labels",
+        str(tmp_path / "labels.txt"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    docs = list(DocBin().from_disk(out).get_docs(spacy.blank("en").vocab))
+    assert len(docs) == 16
+    assert {label for doc in docs for label in doc.cats} == set(labels[:2])
+    (tmp_path / "labels.txt").write_text("no_such_label\n")
+    result = CliRunner().invoke(app, args)
+    assert "E028" in str(result.exception)
+
+
+def test_episodes_reports_mean_and_confidence_interval(files):
+    tmp_path, _ = files
+    synthetic_jsonl(tmp_path / "full.jsonl")
+    out = tmp_path / "episodes.json"
+    args = ["episodes", str(tmp_path / "blank_pipeline"), str(tmp_path / "full.jsonl"),
+            "--shots", "1,2", "--n-way", "3", "--n-query", "2", "--n-episodes", "20",
+            "--output", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [row["k_shot"] for row in rows] == [1, 2]
+    for row in rows:
+        assert 0.0 <= row["accuracy"] <= 100.0
+        assert row["ci95"] > 0 and row["n_episodes"] == 20 and row["n_classes"] == 6

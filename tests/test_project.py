@@ -1,0 +1,45 @@
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import srsly
+from weasel.util import load_project_config
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_project_yml_is_valid_and_its_scripts_exist():
+    config = load_project_config(ROOT)
+    assert {"all", "learners"} <= set(config["workflows"])
+    for command in config["commands"]:
+        for line in command["script"]:
+            for word in line.split():
+                if word.startswith(("scripts/", "configs/")):
+                    assert (ROOT / word).exists(), word
+    for asset in config["assets"]:
+        assert asset["url"].startswith("https://") and len(asset["checksum"]) == 32
+
+
+def test_local_assets_are_copied_only_when_the_checksum_matches(tmp_path):
+    shared = tmp_path / "shared"
+    project = tmp_path / "project"
+    project.mkdir()
+    good, bad = b"the right bytes\n", b"tampered\n"
+    (shared / "a").mkdir(parents=True)
+    (shared / "a" / "good.txt").write_bytes(good)
+    (shared / "a" / "bad.txt").write_bytes(bad)
+    assets = [
+        {"dest": f"assets/a/{name}.txt", "url": f"https://example.org/{name}.txt",
+         "checksum": hashlib.md5(good).hexdigest()}
+        for name in ("good", "bad", "absent")
+    ]  # fmt: skip
+    srsly.write_yaml(project / "project.yml", {"title": "t", "assets": assets})
+    shutil.copytree(ROOT / "scripts", project / "scripts")
+    subprocess.run(
+        [sys.executable, "scripts/copy_local_assets.py", str(shared)], cwd=project, check=True
+    )
+    assert (project / "assets" / "a" / "good.txt").read_bytes() == good
+    assert not (project / "assets" / "a" / "bad.txt").exists()
+    assert not (project / "assets" / "a" / "absent.txt").exists()
