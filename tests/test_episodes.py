@@ -2,6 +2,8 @@ import random
 
 import pytest
 import spacy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from spacy.training import Example
 
 from spacy_metalearn.episodes import (
@@ -83,3 +85,31 @@ def test_split_episode_errors():
         eg.predicted.user_data[EPISODE_KEY] = ("support", 0)
     with pytest.raises(ValueError, match=r"\[E017\]"):
         split_episode(examples)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=12), min_size=2, max_size=10),
+    n_way=st.integers(min_value=2, max_value=5),
+    k_shot=st.integers(min_value=1, max_value=4),
+    n_query=st.integers(min_value=1, max_value=4),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_sampler_invariants_hold_for_any_class_sizes(sizes, n_way, k_shot, n_query, seed):
+    groups = {f"c{c}": [(c, i) for i in range(size)] for c, size in enumerate(sizes)}
+    eligible = [label for label, items in groups.items() if len(items) >= k_shot + n_query]
+    rng = random.Random(seed)
+    if len(eligible) < n_way:
+        with pytest.raises(ValueError, match="E018"):
+            sample_episode(groups, n_way, k_shot, n_query, rng)
+        return
+    episode = sample_episode(groups, n_way, k_shot, n_query, rng)
+    assert len({label for label, _, _ in episode}) == n_way
+    used = []
+    for label, support, query in episode:
+        assert label in eligible
+        assert len(support) == k_shot and len(query) == n_query
+        assert not set(support) & set(query)  # no query in the support
+        assert all(item[0] == int(label[1:]) for item in support + query)  # only its own class
+        used += support + query
+    assert len(used) == len(set(used))

@@ -1,0 +1,135 @@
+import pytest
+import spacy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from thinc.api import Model
+
+from ..util import SUPPORT, synthetic_texts, tiny_nlp
+
+QUERIES = ["someone stole my card", "my refund never arrived", "is it raining", ""]
+
+
+def cats(nlp, texts=QUERIES):
+    return [doc.cats for doc in nlp.pipe(texts)]
+
+
+def test_adapt_interrupted_half_way_leaves_the_component_as_it_was(monkeypatch):
+    nlp = tiny_nlp(batch_size=2)
+    fs = nlp.get_pipe("few_shot_textcat")
+    fs.adapt(SUPPORT)
+    before, counts = cats(nlp), fs.support_counts
+    encoder = fs.model.get_ref("encoder")
+    calls = []
+    original = Model.predict
+
+    def failing_predict(model, docs):
+        if model is encoder:
+            calls.append(len(docs))
+            if len(calls) == 2:
+                raise RuntimeError("out of memory")
+        return original(model, docs)
+
+    monkeypatch.setattr(Model, "predict", failing_predict)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        fs.adapt({"greeting": ["hi", "hello", "hey there", "good morning"]})
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert fs.labels == tuple(SUPPORT) and fs.support_counts == counts
+    assert cats(nlp) == before
+
+
+def test_unknown_learner_names_the_registered_ones():
+    with pytest.raises(Exception) as error:
+        tiny_nlp(learner={"@meta_learners": "spacy_metalearn.NoSuchLearner.v1"})
+    message = str(error.value)
+    assert "NoSuchLearner" in message
+    assert "spacy_metalearn.ProtoNet.v1" in message and "spacy_metalearn.MAML.v1" in message
+
+
+def test_duplicate_texts_across_labels_count_for_each():
+    nlp = tiny_nlp()
+    fs = nlp.get_pipe("few_shot_textcat")
+    fs.adapt({"a": ["same text", "only a"], "b": ["same text"]})
+    assert fs.support_counts == {"a": 2, "b": 1}
+
+
+def test_one_example_per_label_is_enough():
+    nlp = tiny_nlp()
+    nlp.get_pipe("few_shot_textcat").adapt({label: texts[:1] for label, texts in SUPPORT.items()})
+    assert set(nlp("my card").cats) == set(SUPPORT)
+
+
+def test_long_documents_are_scored():
+    nlp = tiny_nlp()
+    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    doc = nlp(" ".join(["my card was stolen"] * 3000))  # 12,000 tokens
+    assert len(doc) == 12000
+    assert sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_long_documents_with_the_transformer_use_strided_spans():
+    nlp = spacy.blank("en")
+    fs = nlp.add_pipe("few_shot_textcat")
+    nlp.initialize()
+    fs.adapt({"card": ["my card was stolen"], "refund": ["where is my refund"]})
+    doc = nlp(" ".join(["someone stole my card ."] * 2000))  # 10,000 tokens, far past 512
+    assert len(doc) == 10000
+    assert max(doc.cats, key=doc.cats.get) == "card"
+
+
+@pytest.mark.parametrize("batch_size,n_process", [(1, 1), (2, 1), (64, 1), (2, 2)])
+def test_pipe_batches_and_processes_give_the_same_cats(batch_size, n_process):
+    nlp = tiny_nlp()
+    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    texts = [t for ts in synthetic_texts(3, 4, seed=5).values() for t in ts] + QUERIES
+    one_by_one = [nlp(text).cats for text in texts]
+    piped = [doc.cats for doc in nlp.pipe(texts, batch_size=batch_size, n_process=n_process)]
+    for a, b in zip(one_by_one, piped):
+        assert a.keys() == b.keys()
+        for label in a:
+            assert a[label] == pytest.approx(b[label], abs=1e-6)
+
+
+def test_same_seed_same_cats():
+    first, second = tiny_nlp(seed=3), tiny_nlp(seed=3)
+    for nlp in (first, second):
+        nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    assert cats(first) == cats(second)
+
+
+TEXTS = [f"text number {i} about {word}" for i, word in enumerate("abcdefghij")]
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    assignment=st.lists(st.sampled_from(["x", "y", "z"]), min_size=4, max_size=10),
+    split=st.integers(min_value=1, max_value=9),
+    order=st.randoms(use_true_random=False),
+)
+def test_incremental_adapt_is_order_independent(assignment, split, order):
+    """Adapting in two parts, in any order, equals adapting once with everything."""
+    items = list(zip(TEXTS, assignment))
+    shuffled = items[:]
+    order.shuffle(shuffled)
+    split = min(split, len(items) - 1)
+
+    def grouped(pairs):
+        data = {}
+        for text, label in pairs:
+            data.setdefault(label, []).append(text)
+        return data
+
+    whole, parts = NLP_PAIR
+    whole.get_pipe("few_shot_textcat").adapt(grouped(items), replace=True)
+    fs = parts.get_pipe("few_shot_textcat")
+    fs.adapt(grouped(shuffled[:split]), replace=True)
+    fs.adapt(grouped(shuffled[split:]))
+    assert fs.support_counts == whole.get_pipe("few_shot_textcat").support_counts
+    expected = {label: i for i, label in enumerate(whole.get_pipe("few_shot_textcat").labels)}
+    for a, b in zip(cats(whole), cats(parts)):
+        assert set(a) == set(b) == set(expected)
+        for label in a:
+            assert a[label] == pytest.approx(b[label], abs=1e-6)
+
+
+NLP_PAIR = (tiny_nlp(seed=0), tiny_nlp(seed=0))
