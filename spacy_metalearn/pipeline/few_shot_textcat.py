@@ -2,6 +2,7 @@
 few examples each (adapt()), over an encoder that meta-pretraining (update())
 has taught to separate classes it has never seen."""
 
+import os
 import warnings
 from itertools import islice
 from pathlib import Path
@@ -25,6 +26,11 @@ from ..models.head import accumulate_head_gradients, metric_head
 from ..models.metric import LinearHead, MetricHead, prepare
 from ..prototypes import Prototypes
 from ..scoring import EPISODE_ACC, unknown_gold_labels
+
+# nlp.pipe(n_process > 1) forks workers; torch's thread pool, once started in the
+# parent, deadlocks in a forked child. Children compute with one thread each, as
+# PyTorch's DataLoader workers do.
+os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 
 SupportData = Union[Mapping[str, Sequence[Union[str, Doc]]], Iterable[Example]]
 
@@ -352,31 +358,26 @@ class FewShotTextCategorizer(TrainablePipe):
                 Errors.E019.format(setting="steps", requirement="an integer >= 0", value=steps)
             )
         support = self._collect_support(data)
-        items = [(label, item) for label, texts in support.items() for item in texts]
-        docs = self._make_docs([item for _, item in items])
-        for (label, _), doc, position in zip(items, docs, _positions(support)):
-            if len(doc) == 0:
-                raise ValueError(Errors.E006.format(label=label, index=position))
         base = Prototypes.empty() if replace else self._prototypes
         if steps > 0:
             uncovered = [label for label in base.labels if label not in support]
             if uncovered:
                 raise ValueError(Errors.E027.format(steps=steps, labels=uncovered))
-        encoded = self._embed(docs)
-        embeddings = prepare(encoded, self._head().metric).double().cpu().numpy()
-        sums: Dict[str, numpy.ndarray] = {}
-        counts: Dict[str, int] = {}
-        for (label, _), row in zip(items, embeddings):
-            sums[label] = sums.get(label, 0.0) + row
-            counts[label] = counts.get(label, 0) + 1
-        if base.labels and base.width != embeddings.shape[1]:
-            raise ValueError(Errors.E020.format(stored=base.width, encoder=embeddings.shape[1]))
+        sums, counts, encoded = self._encode_support(support, keep_embeddings=steps > 0)
+        width = next(iter(sums.values())).shape[0]
+        if base.labels and base.width != width:
+            raise ValueError(Errors.E020.format(stored=base.width, encoder=width))
         updated = base.add(sums, counts)
         if steps > 0:
             index = {label: i for i, label in enumerate(updated.labels)}
-            label_ids = torch.tensor([index[label] for label, _ in items], device=encoded.device)
+            ids = [index[label] for label, items in support.items() for _ in items]
+            embeddings = torch.cat(encoded)
             fitted = self.learner.adapt_head(
-                encoded, label_ids, len(updated.labels), self._head(), steps
+                embeddings,
+                torch.tensor(ids, device=embeddings.device),
+                len(updated.labels),
+                self._head(),
+                steps,
             )
             updated = updated.with_head(fitted.weight.cpu().numpy(), fitted.bias.cpu().numpy())
         result = {
@@ -386,6 +387,35 @@ class FewShotTextCategorizer(TrainablePipe):
         }
         self._prototypes = updated
         return result
+
+    def _encode_support(self, support: Dict[str, List[Union[str, Doc]]], keep_embeddings: bool):
+        """Tokenize and encode the support set batch by batch, summing the
+        prepared embeddings of each label, so memory stays bounded by the batch.
+
+        RETURNS: per-label sums (float64) and counts, and the raw embeddings of
+            each batch in order when keep_embeddings (for an inner loop).
+        """
+        metric = self._head().metric
+        items = [
+            (label, i, item) for label, texts in support.items() for i, item in enumerate(texts)
+        ]
+        sums: Dict[str, numpy.ndarray] = {}
+        counts: Dict[str, int] = {}
+        kept: List[torch.Tensor] = []
+        size = self.cfg["batch_size"]
+        for start in range(0, len(items), size):
+            batch = items[start : start + size]
+            docs = self._make_docs([item for _, _, item in batch])
+            for (label, position, _), doc in zip(batch, docs):
+                if len(doc) == 0:
+                    raise ValueError(Errors.E006.format(label=label, index=position))
+            encoded = self._embed(docs)
+            if keep_embeddings:
+                kept.append(encoded)
+            for (label, _, _), row in zip(batch, prepare(encoded, metric).double().cpu().numpy()):
+                sums[label] = sums[label] + row if label in sums else row
+                counts[label] = counts.get(label, 0) + 1
+        return sums, counts, kept
 
     def _collect_support(self, data: SupportData) -> Dict[str, List[Union[str, Doc]]]:
         """Validate adapt()'s input and group it as label -> items."""
@@ -511,7 +541,10 @@ class FewShotTextCategorizer(TrainablePipe):
         if nlp is not None:
             self.nlp = nlp
         docs = [eg.reference for eg in islice(get_examples(), 10)]
-        self.model.initialize(X=docs)
+        try:
+            self.model.initialize(X=docs)
+        except OSError as e:  # what transformers raises for a model it cannot find
+            raise ValueError(Errors.E029.format(name=self.name, error=str(e).rstrip("."))) from e
         self._prototypes = Prototypes.empty()
 
     def to_bytes(self, *, exclude: Iterable[str] = SimpleFrozenList()) -> bytes:
@@ -616,11 +649,6 @@ class FewShotTextCategorizer(TrainablePipe):
 def _check_label(label: Any) -> None:
     if not isinstance(label, str) or not label or label != label.strip():
         raise ValueError(Errors.E005.format(label=label))
-
-
-def _positions(support: Dict[str, List[Any]]) -> Iterable[int]:
-    for items in support.values():
-        yield from range(len(items))
 
 
 def _whitespace_doc(vocab: Vocab) -> Callable[[str], Doc]:

@@ -133,3 +133,17 @@ def test_incremental_adapt_is_order_independent(assignment, split, order):
 
 
 NLP_PAIR = (tiny_nlp(seed=0), tiny_nlp(seed=0))
+
+
+def test_unknown_encoder_name_says_what_works():
+    from spacy_metalearn.pipeline.few_shot_textcat import DEFAULT_MODEL
+
+    model = {**DEFAULT_MODEL, "encoder": {**DEFAULT_MODEL["encoder"]}}
+    model["encoder"]["tok2vec"] = {
+        **DEFAULT_MODEL["encoder"]["tok2vec"],
+        "name": "no-such-org/no-such-model",
+    }
+    nlp = spacy.blank("en")
+    nlp.add_pipe("few_shot_textcat", config={"model": model})
+    with pytest.raises(ValueError, match=r"(?s)\[E029\].*all-MiniLM-L6-v2.*local folder"):
+        nlp.initialize()

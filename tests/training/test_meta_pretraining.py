@@ -124,3 +124,20 @@ def test_shipped_config_trains_the_default_transformer(tmp_path):
     )
     assert a.shape == b.shape == (1, 384)
     assert abs(a - b).max() > 1e-4
+
+
+def test_same_seed_same_meta_pretraining_losses(tmp_path):
+    from spacy.cli.train import train
+
+    train_path = write_corpus(tmp_path / "train.spacy", synthetic_texts(6, 8, seed=0))
+    dev_path = write_corpus(tmp_path / "dev.spacy", synthetic_texts(6, 8, seed=1, first_class=50))
+    config_path = tmp_path / "config.cfg"
+    tok2vec_config(max_steps=10).to_disk(config_path)
+    overrides = {"paths.train": str(train_path), "paths.dev": str(dev_path)}
+    performances = []
+    for run in ("a", "b"):
+        with pytest.warns(UserWarning, match="W001"):
+            train(config_path, tmp_path / run, overrides=overrides)
+        performances.append(spacy.load(tmp_path / run / "model-last").meta["performance"])
+    assert performances[0]["few_shot_textcat_loss"] > 0
+    assert performances[0] == performances[1]
