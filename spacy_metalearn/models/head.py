@@ -18,7 +18,7 @@ def build_prototype_head(
     metric: str = "cosine",
     init_scale: float = 10.0,
     init_bias: float = -5.0,
-    init_inner_lr: float = 1.0,
+    init_inner_lr: float = 10.0,
 ) -> Model[InT, Floats2d]:
     """Score embeddings against prototypes by a distance, with a learned
     temperature.

@@ -53,7 +53,7 @@ mixed_precision = false
 metric = "cosine"
 init_scale = 10.0
 init_bias = -5.0
-init_inner_lr = 1.0
+init_inner_lr = 10.0
 """
 DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 
