@@ -5,7 +5,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, List, Optional
 
 import srsly
 import typer
@@ -72,11 +72,7 @@ def evaluate_cli(
     )
     columns = ["model", "n_labels", "n_support", "accuracy", "adapt_seconds", "encode_seconds",
                "adapt_over_encode", "predict_docs_per_second"]  # fmt: skip
-    print(markdown_table([result], columns))
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, result)
-        msg.good(f"Saved results to {output}")
+    report([result], columns, output, result)
 
 
 @app.command("episodes")
@@ -109,11 +105,7 @@ def episodes_cli(
             )
         )  # fmt: skip
         rows.append(row)
-    print(markdown_table(rows, ["model", "n_way", "k_shot", "n_episodes", "accuracy", "ci95"]))
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, rows)
-        msg.good(f"Saved results to {output}")
+    report(rows, ["model", "n_way", "k_shot", "n_episodes", "accuracy", "ci95"], output, rows)
 
 
 @app.command("corpus")
@@ -133,6 +125,15 @@ def corpus_cli(
     n_docs = write_docbin(pairs, output, lang=lang)
     n_labels = len({label for _, label in pairs})
     msg.good(f"Wrote {n_docs} docs over {n_labels} labels to {output}")
+
+
+def report(rows: List[Dict[str, Any]], columns: List[str], output: Optional[Path], data) -> None:
+    """Print rows as a Markdown table and write `data` as JSON to `output`."""
+    print(markdown_table(rows, columns))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, data)
+        msg.good(f"Saved results to {output}")
 
 
 def save_atomically(nlp, output: Path) -> None:

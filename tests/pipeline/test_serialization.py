@@ -24,6 +24,17 @@ def assert_same_cats(expected, got):
             assert a[label] == pytest.approx(b[label], abs=1e-6)
 
 
+def tamper_prototypes(pipeline_dir, tamper):
+    """Apply `tamper` to the stored prototypes (arrays made writable first)."""
+    path = pipeline_dir / "few_shot_textcat" / "prototypes"
+    msg = srsly.msgpack_loads(path.read_bytes())
+    for key, value in msg.items():
+        if isinstance(value, numpy.ndarray):
+            msg[key] = value.copy()
+    tamper(msg)
+    path.write_bytes(srsly.msgpack_dumps(msg))
+
+
 @pytest.fixture
 def adapted():
     nlp = tiny_nlp(unknown_label="oos", threshold=0.4)
@@ -97,11 +108,7 @@ def test_truncated_file_names_it(adapted, tmp_path, file):
 )
 def test_tampered_prototypes_are_refused(adapted, tmp_path, tamper, problem):
     adapted.to_disk(tmp_path)
-    path = tmp_path / "few_shot_textcat" / "prototypes"
-    msg = srsly.msgpack_loads(path.read_bytes())
-    msg["sums"], msg["counts"] = msg["sums"].copy(), msg["counts"].copy()
-    tamper(msg)
-    path.write_bytes(srsly.msgpack_dumps(msg))
+    tamper_prototypes(tmp_path, tamper)
     with pytest.raises(ValueError, match=rf"\[E013\].*\[E014\].*{problem}"):
         spacy.load(tmp_path)
 
@@ -164,10 +171,6 @@ def test_tampered_fitted_head_is_refused(tmp_path, tamper, problem):
     nlp = tiny_nlp()
     nlp.get_pipe("few_shot_textcat").adapt(SUPPORT, steps=5)
     nlp.to_disk(tmp_path)
-    path = tmp_path / "few_shot_textcat" / "prototypes"
-    msg = srsly.msgpack_loads(path.read_bytes())
-    msg["head_weight"], msg["head_bias"] = msg["head_weight"].copy(), msg["head_bias"].copy()
-    tamper(msg)
-    path.write_bytes(srsly.msgpack_dumps(msg))
+    tamper_prototypes(tmp_path, tamper)
     with pytest.raises(ValueError, match=rf"\[E013\].*\[E014\].*{problem}"):
         spacy.load(tmp_path)
