@@ -154,8 +154,8 @@ def main() -> None:
     lines = [
         f"ProtAugment {args.data_dir.name} split {args.split}, test classes; "
         f"{args.test_episodes} episodes, 5 queries per class; meta-training budget "
-        f"{args.steps} episodes per learner (episodes/s include initialization and "
-        f"two dev evaluations); gpu_id {args.gpu_id}.",
+        f"{args.steps} episodes per learner (episodes/s over the whole spacy train run, "
+        f"initialization and dev evaluations included); gpu_id {args.gpu_id}.",
         "",
         "| learner | 5-way 1-shot | 5-way 5-shot | episodes/s | peak MiB |",
         "|---|---|---|---|---|",
