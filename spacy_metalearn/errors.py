@@ -117,3 +117,7 @@ class Errors(metaclass=_MessagesWithCodes):
         "offline), a local folder in Hugging Face format, or a model name the "
         "Hugging Face hub serves (online only)."
     )
+    E030 = (
+        "Component name {name!r} could make nlp.to_disk() write outside the "
+        "pipeline folder: use a name without '/', '\\' or a leading '.'."
+    )

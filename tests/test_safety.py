@@ -48,3 +48,24 @@ def test_model_file_with_a_pickle_payload_is_refused_unexecuted(tmp_path):
     with pytest.raises(ValueError, match=r"\[E013\].*'model' is damaged"):
         spacy.load(tmp_path / "pipeline")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", "..", ".hidden", "a\\b"])
+def test_component_names_cannot_leave_the_pipeline_folder(name):
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match=r"\[E030\]"):
+        nlp.add_pipe("few_shot_textcat", name=name)
+
+
+def test_saving_writes_only_inside_the_folder(tmp_path):
+    from .util import SUPPORT, tiny_nlp
+
+    nlp = tiny_nlp()
+    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    nlp.to_disk(tmp_path / "pipeline")
+    assert [p.name for p in tmp_path.iterdir()] == ["pipeline"]
+    assert sorted(p.name for p in (tmp_path / "pipeline" / "few_shot_textcat").iterdir()) == [
+        "cfg",
+        "model",
+        "prototypes",
+    ]

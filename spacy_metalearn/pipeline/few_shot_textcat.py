@@ -170,6 +170,9 @@ class FewShotTextCategorizer(TrainablePipe):
             )
         if unknown_label is not None:
             _check_label(unknown_label)
+        if not name or name.startswith(".") or any(sep in name for sep in ("/", "\\", os.sep)):
+            # nlp.to_disk() saves the component in a folder of this name
+            raise ValueError(Errors.E030.format(name=name))
         self.vocab = vocab
         self.model = model
         self.name = name
