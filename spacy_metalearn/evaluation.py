@@ -38,12 +38,8 @@ def find_component(nlp: Language) -> FewShotTextCategorizer:
 def time_encoding(component: FewShotTextCategorizer, texts: Sequence[str]) -> float:
     """Seconds to tokenize and encode `texts` with the component's bare encoder,
     in the same batches as adapt()."""
-    encoder = component.model.get_ref("encoder")
-    size = component.cfg["batch_size"]
     start = time.perf_counter()
-    docs = component._make_docs(list(texts))
-    for i in range(0, len(docs), size):
-        encoder.predict(docs[i : i + size])
+    component._embed(component._make_docs(list(texts)))
     return time.perf_counter() - start
 
 

@@ -11,7 +11,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
 
-from .episodes import group_by_label, positive_labels, sample_episode
+from .episodes import group_by_label, sample_episode
 from .learners.base import Learner
 from .models.metric import MetricHead, class_prototypes, prepare
 
@@ -152,4 +152,4 @@ def unknown_gold_labels(examples: Iterable[Example], known: Iterable[str]) -> Li
     return sorted(gold - known)
 
 
-__all__ = ["make_few_shot_scorer", "FewShotScorer", "positive_labels", "EPISODE_ACC"]
+__all__ = ["make_few_shot_scorer", "FewShotScorer", "episode_accuracies", "EPISODE_ACC"]
