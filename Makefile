@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# the CPU build of torch first: an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,benchmark]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -98,6 +98,18 @@ def main() -> None:
                 str(args.steps // 2),
                 "--components.few_shot_textcat.scorer.n_episodes",
                 str(args.eval_episodes),
+                # the protocol of this comparison: random episodes over one
+                # dataset's classes, lr 2e-5, each learner adapting its own way
+                "--training.batcher.group_separator",
+                "null",
+                "--components.few_shot_textcat.scorer.group_separator",
+                "null",
+                "--training.optimizer.learn_rate",
+                "0.00002",
+                "--components.few_shot_textcat.adapt_steps",
+                "null",
+                "--components.few_shot_textcat.adapt_learn_rate",
+                "null",
                 "--gpu-id",
                 str(args.gpu_id),
             ],

@@ -25,6 +25,19 @@ app = typer.Typer(name="spacy_metalearn", help="Few-shot text classification for
 
 MODEL_HELP = "Pipeline name or path, or 'default' (frozen all-MiniLM-L6-v2)"
 DATA_HELP = ".jsonl / .csv file or a folder with seq.in and label"
+STEPS_HELP = "Inner-loop steps on the support set at adaptation (default: the pipeline's setting)"
+LEARN_RATE_HELP = "Step size of those steps (default: the pipeline's setting)"
+
+
+def load_configured(model: str, steps: Optional[int], learn_rate: Optional[float]):
+    """The pipeline, with its adaptation settings overridden where given."""
+    nlp = load_pipeline(model)
+    component = find_component(nlp)
+    component.set_adaptation(
+        component.cfg["adapt_steps"] if steps is None else steps,
+        component.cfg["adapt_learn_rate"] if learn_rate is None else learn_rate,
+    )
+    return nlp
 
 
 @app.command("adapt")
@@ -59,19 +72,23 @@ def evaluate_cli(
     test_path: Path = typer.Argument(..., help=f"Test examples: {DATA_HELP}"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results as JSON"),
     repeats: int = typer.Option(3, "--repeats", help="Timing runs (median reported)"),
+    steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
+    learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
 ) -> None:
     """All-label K-shot evaluation: adapt to every label of the support set,
     predict the test set, report accuracy and adaptation time against the
     time to encode the support texts with the bare encoder."""
-    nlp = load_pipeline(model)
+    nlp = load_configured(model, steps, learn_rate)
+    cfg = find_component(nlp).cfg
     result = {"model": model, "support": str(support_path), "test": str(test_path)}
+    result.update(adapt_steps=cfg["adapt_steps"], adapt_learn_rate=cfg["adapt_learn_rate"])
     result.update(
         evaluate_all_labels(
             nlp, read_labelled(support_path), read_labelled(test_path), repeats=repeats
         )
     )
-    columns = ["model", "n_labels", "n_support", "accuracy", "adapt_seconds", "encode_seconds",
-               "adapt_over_encode", "predict_docs_per_second"]  # fmt: skip
+    columns = ["model", "adapt_steps", "n_labels", "n_support", "accuracy", "adapt_seconds",
+               "encode_seconds", "adapt_over_encode", "predict_docs_per_second"]  # fmt: skip
     report([result], columns, output, result)
 
 
@@ -88,16 +105,19 @@ def episodes_cli(
     n_episodes: int = typer.Option(600, "--n-episodes"),
     seed: int = typer.Option(0, "--seed"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results as JSON"),
+    steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
+    learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
 ) -> None:
     """Episodic N-way K-shot accuracy (mean and 95% CI over episodes) on
-    held-out classes, adapted the way the pipeline's learner adapts."""
+    held-out classes, adapted the way the pipeline adapts."""
     pairs = read_labelled(data_path)
     if labels_path is not None:
         pairs = keep_labels(pairs, read_label_list(labels_path))
-    nlp = load_pipeline(model)
+    nlp = load_configured(model, steps, learn_rate)
     rows, cache = [], {}
     for k_shot in [int(k) for k in shots.split(",")]:
         row = {"model": model, "data": str(data_path)}
+        row["adapt_steps"] = find_component(nlp).cfg["adapt_steps"]
         row.update(
             evaluate_episodes(
                 nlp, pairs, n_way=n_way, k_shot=k_shot, n_query=n_query,
@@ -105,7 +125,8 @@ def episodes_cli(
             )
         )  # fmt: skip
         rows.append(row)
-    report(rows, ["model", "n_way", "k_shot", "n_episodes", "accuracy", "ci95"], output, rows)
+    columns = ["model", "adapt_steps", "n_way", "k_shot", "n_episodes", "accuracy", "ci95"]
+    report(rows, columns, output, rows)
 
 
 @app.command("corpus")

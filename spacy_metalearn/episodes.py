@@ -2,7 +2,7 @@
 an episode back out of a batch of Examples."""
 
 import random
-from typing import Callable, Dict, Hashable, Iterable, List, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from spacy.training import Example
 from spacy.util import registry
@@ -63,6 +63,48 @@ def sample_episode(
     return episode
 
 
+def sample_group_episode(
+    groups: Dict[str, Sequence[T]],
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    rng: random.Random,
+    separator: str,
+) -> List[Tuple[str, List[T], List[T]]]:
+    """Draw one episode whose classes all come from one group of labels, a
+    group being the labels that share a prefix up to their last `separator`
+    ("clinc150/banking/transfer" is in "clinc150/banking"). Classes of one
+    domain are harder to tell apart than classes drawn from everywhere. The
+    group is drawn uniformly among those with at least two eligible classes;
+    an episode has min(n_way, classes in the group) ways.
+    """
+    _check_sizes(n_way, k_shot, n_query)
+    needed = k_shot + n_query
+    by_group: Dict[str, Dict[str, Sequence[T]]] = {}
+    for label, items in groups.items():
+        if len(set(items)) >= needed:
+            by_group.setdefault(label.rpartition(separator)[0], {})[label] = items
+    usable = sorted(name for name, members in by_group.items() if len(members) >= 2)
+    if not usable:
+        raise ValueError(Errors.E031.format(separator=separator, needed=needed))
+    members = by_group[rng.choice(usable)]
+    return sample_episode(members, min(n_way, len(members)), k_shot, n_query, rng)
+
+
+def draw_episode(
+    groups: Dict[str, Sequence[T]],
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    rng: random.Random,
+    group_separator: Optional[str] = None,
+) -> List[Tuple[str, List[T], List[T]]]:
+    """An episode over all classes, or within one group of them."""
+    if group_separator:
+        return sample_group_episode(groups, n_way, k_shot, n_query, rng, group_separator)
+    return sample_episode(groups, n_way, k_shot, n_query, rng)
+
+
 def _check_sizes(n_way: int, k_shot: int, n_query: int) -> None:
     for setting, value, minimum in (
         ("n_way", n_way, 2),
@@ -84,6 +126,7 @@ def configure_episode_batcher(
     n_query: int = 5,
     episodes_per_epoch: int = 100,
     seed: int = 0,
+    group_separator: Optional[str] = None,
 ) -> Callable[[Iterable[Example]], Iterable[List[Example]]]:
     """Batch a labelled corpus into N-way K-shot episodes for meta-training.
 
@@ -92,6 +135,9 @@ def configure_episode_batcher(
     n_query (int): Query examples per class.
     episodes_per_epoch (int): Episodes drawn each time the corpus is passed in.
     seed (int): Seed of the episode sampler.
+    group_separator (Optional[str]): If set, each episode draws its classes
+        from one group of labels (the label up to its last separator, e.g. a
+        dataset or a domain): harder episodes than classes from everywhere.
     RETURNS (Callable): The batcher; each batch is one episode, its examples
         marked as support or query with their class index.
     """
@@ -102,7 +148,7 @@ def configure_episode_batcher(
         examples = list(items)
         groups = group_by_label(examples)
         for _ in range(episodes_per_epoch):
-            episode = sample_episode(groups, n_way, k_shot, n_query, rng)
+            episode = draw_episode(groups, n_way, k_shot, n_query, rng, group_separator)
             yield [
                 _marked(examples[i], role, class_index)
                 for class_index, (_, support, query) in enumerate(episode)

@@ -121,3 +121,8 @@ class Errors(metaclass=_MessagesWithCodes):
         "Component name {name!r} could make nlp.to_disk() write outside the "
         "pipeline folder: use a name without '/', '\\' or a leading '.'."
     )
+    E031 = (
+        "No group of labels (labels sharing a prefix up to their last {separator!r}) "
+        "has two classes with at least {needed} examples each, so no episode can be "
+        "drawn within a group. Check the labels' prefixes, or set group_separator to null."
+    )

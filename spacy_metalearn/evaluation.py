@@ -109,12 +109,16 @@ def evaluate_episodes(
     n_episodes: int = 600,
     seed: int = 0,
     cache: Optional[Dict[int, Any]] = None,
+    steps: Optional[int] = None,
+    learn_rate: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Episodic N-way K-shot accuracy on the classes of `pairs`, adapted as the
     pipeline's learner adapts (nearest prototype or its inner loop).
 
     cache (Optional[Dict[int, torch.Tensor]]): Embeddings by pair index, filled
         and reused across calls with the same pipeline and pairs.
+    steps (Optional[int]): Inner-loop steps per episode; None: as adapt() does.
+    learn_rate (Optional[float]): Their step size; None: as adapt() does.
 
     RETURNS (Dict[str, Any]): accuracy (mean %, over episodes) and ci95 (the
         half-width of its 95% confidence interval, 1.96 standard errors).
@@ -124,6 +128,8 @@ def evaluate_episodes(
     for i, (_, label) in enumerate(pairs):
         groups.setdefault(label, []).append(i)
     cache = {} if cache is None else cache
+    steps = component.cfg["adapt_steps"] if steps is None else steps
+    learn_rate = component.cfg["adapt_learn_rate"] if learn_rate is None else learn_rate
 
     def encode(indices: List[int]) -> torch.Tensor:
         missing = [i for i in indices if i not in cache]
@@ -143,6 +149,9 @@ def evaluate_episodes(
         n_query=n_query,
         n_episodes=n_episodes,
         seed=seed,
+        steps=steps,
+        learn_rate=learn_rate,
+        progress=True,
     )
     mean = statistics.fmean(accuracies)
     ci95 = (

@@ -10,8 +10,9 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
+from tqdm import tqdm
 
-from .episodes import group_by_label, sample_episode
+from .episodes import draw_episode, group_by_label
 from .learners.base import Learner
 from .models.metric import MetricHead, class_prototypes, prepare
 
@@ -20,7 +21,12 @@ EPISODE_ACC = "cats_episode_acc"
 
 @registry.scorers("spacy_metalearn.few_shot_scorer.v1")
 def make_few_shot_scorer(
-    n_way: int = 5, k_shot: int = 5, n_query: int = 5, n_episodes: int = 100, seed: int = 0
+    n_way: int = 5,
+    k_shot: int = 5,
+    n_query: int = 5,
+    n_episodes: int = 100,
+    seed: int = 0,
+    group_separator: Optional[str] = None,
 ) -> "FewShotScorer":
     """Score like spaCy's textcat; before any adapt(), score episodes instead.
 
@@ -29,17 +35,28 @@ def make_few_shot_scorer(
     n_query (int): Query examples per class.
     n_episodes (int): Number of episodes (the same ones at every evaluation).
     seed (int): Seed of the episode sampler.
+    group_separator (Optional[str]): Draw each episode's classes from one
+        group of labels, as the episode batcher does.
     """
-    return FewShotScorer(n_way, k_shot, n_query, n_episodes, seed)
+    return FewShotScorer(n_way, k_shot, n_query, n_episodes, seed, group_separator)
 
 
 class FewShotScorer:
-    def __init__(self, n_way: int, k_shot: int, n_query: int, n_episodes: int, seed: int):
+    def __init__(
+        self,
+        n_way: int,
+        k_shot: int,
+        n_query: int,
+        n_episodes: int,
+        seed: int,
+        group_separator: Optional[str] = None,
+    ):
         self.n_way = n_way
         self.k_shot = k_shot
         self.n_query = n_query
         self.n_episodes = n_episodes
         self.seed = seed
+        self.group_separator = group_separator
 
     def __call__(
         self,
@@ -80,6 +97,7 @@ class FewShotScorer:
             n_query=self.n_query,
             n_episodes=self.n_episodes,
             seed=self.seed,
+            group_separator=self.group_separator,
         )
         return sum(accuracies) / len(accuracies)
 
@@ -95,6 +113,10 @@ def episode_accuracies(
     n_query: int,
     n_episodes: int,
     seed: int,
+    group_separator: Optional[str] = None,
+    steps: Optional[int] = None,
+    learn_rate: Optional[float] = None,
+    progress: bool = False,
 ) -> List[float]:
     """Query accuracy of each of `n_episodes` seeded episodes, adapted the way
     adapt() does: nearest prototype, or the learner's inner loop when it has one.
@@ -102,22 +124,34 @@ def episode_accuracies(
     groups (Dict[str, List[int]]): The item indices of each label.
     encode (Callable[[List[int]], torch.Tensor]): Embeddings of the items with
         these indices; called once, with every item the episodes use.
+    steps (Optional[int]): Inner-loop steps per episode; None: the learner's.
+    learn_rate (Optional[float]): Their step size; None: the meta-learned one.
+    progress (bool): Show a progress bar (on a terminal).
     RETURNS (List[float]): One accuracy in [0, 1] per episode.
     """
     rng = random.Random(seed)
-    episodes = [sample_episode(groups, n_way, k_shot, n_query, rng) for _ in range(n_episodes)]
+    episodes = [
+        draw_episode(groups, n_way, k_shot, n_query, rng, group_separator)
+        for _ in range(n_episodes)
+    ]
     needed = sorted({i for episode in episodes for _, s, q in episode for i in s + q})
     row = {item: r for r, item in enumerate(needed)}
     accuracies = []
     with torch.no_grad():
         embeddings = encode(needed)
-        for episode in episodes:
+        for episode in tqdm(episodes, desc="episodes", disable=None if progress else True):
             support = [row[i] for _, s, _ in episode for i in s]
             query = [row[i] for _, _, q in episode for i in q]
             support_labels = _class_indices(episode, 1, embeddings.device)
             query_labels = _class_indices(episode, 2, embeddings.device)
             logits = episode_logits(
-                embeddings[support], support_labels, embeddings[query], head, learner
+                embeddings[support],
+                support_labels,
+                embeddings[query],
+                head,
+                learner,
+                steps=steps,
+                learn_rate=learn_rate,
             )
             accuracies.append((logits.argmax(1) == query_labels).float().mean().item())
     return accuracies
@@ -129,11 +163,16 @@ def episode_logits(
     query: torch.Tensor,
     head: MetricHead,
     learner: Learner,
+    *,
+    steps: Optional[int] = None,
+    learn_rate: Optional[float] = None,
 ) -> torch.Tensor:
-    """Query logits after adapting to the support set the way adapt() does."""
+    """Query logits after adapting to the support set the way adapt() does,
+    with `steps` inner-loop steps (None: the learner's own)."""
     n_way = int(support_labels.max()) + 1
-    if learner.inner_steps > 0:
-        fitted = learner.adapt_head(support, support_labels, n_way, head, learner.inner_steps)
+    steps = learner.inner_steps if steps is None else steps
+    if steps > 0:
+        fitted = learner.adapt_head(support, support_labels, n_way, head, steps, learn_rate)
         return fitted.logits(head, query)
     prototypes = class_prototypes(prepare(support, head.metric), support_labels, n_way)
     return head.logits(query, prototypes)

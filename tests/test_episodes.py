@@ -10,6 +10,7 @@ from spacy_metalearn.episodes import (
     EPISODE_KEY,
     configure_episode_batcher,
     sample_episode,
+    sample_group_episode,
     split_episode,
 )
 
@@ -113,3 +114,41 @@ def test_sampler_invariants_hold_for_any_class_sizes(sizes, n_way, k_shot, n_que
         assert all(item[0] == int(label[1:]) for item in support + query)  # only its own class
         used += support + query
     assert len(used) == len(set(used))
+
+
+def test_group_episodes_draw_all_classes_from_one_group():
+    groups = {f"{g}/c{c}": [(g, c, i) for i in range(6)] for g in ("a", "b") for c in range(5)}
+    groups.update({f"small/c{c}": [("small", c, i) for i in range(6)] for c in range(3)})
+    groups["lonely/c0"] = [("lonely", 0, i) for i in range(6)]
+    rng = random.Random(0)
+    seen_groups, ways = set(), set()
+    for _ in range(60):
+        episode = sample_group_episode(groups, 4, 2, 2, rng, "/")
+        prefixes = {label.rpartition("/")[0] for label, _, _ in episode}
+        assert len(prefixes) == 1  # one group per episode
+        seen_groups |= prefixes
+        ways.add(len(episode))
+    assert seen_groups == {"a", "b", "small"}  # a group of one class is never drawn
+    assert ways == {3, 4}  # n_way, or all classes of a smaller group
+
+
+def test_group_episodes_need_a_group_of_two_classes():
+    groups = {"a/c0": list(range(6)), "b/c0": list(range(6, 12))}
+    with pytest.raises(ValueError, match=r"\[E031\]"):
+        sample_group_episode(groups, 2, 1, 1, random.Random(0), "/")
+
+
+def test_batcher_with_group_separator_keeps_episodes_within_a_group():
+    nlp = spacy.blank("en")
+    examples = [
+        Example.from_dict(nlp.make_doc(f"text {g} {c} {i}"), {"cats": {f"{g}/c{c}": 1.0}})
+        for g in ("x", "y")
+        for c in range(3)
+        for i in range(4)
+    ]
+    batcher = configure_episode_batcher(
+        n_way=3, k_shot=1, n_query=1, episodes_per_epoch=20, group_separator="/"
+    )
+    for batch in batcher(examples):
+        labels = {label for eg in batch for label, v in eg.reference.cats.items() if v}
+        assert len(labels) == 3 and len({label.split("/")[0] for label in labels}) == 1

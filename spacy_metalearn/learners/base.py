@@ -1,7 +1,7 @@
 """What every meta-learner is: a function from one episode to a loss, plus the
 way it adapts a linear head to a support set (its inner loop)."""
 
-from typing import List, NamedTuple, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -53,11 +53,19 @@ class Learner:
         n_way: int,
         head: MetricHead,
         steps: int,
+        learn_rate: Optional[float] = None,
     ) -> LinearHead:
         """Fit a linear head to a support set with `steps` inner-loop steps,
-        without gradients to the encoder or the meta-parameters (adaptation)."""
+        without gradients to the encoder or the meta-parameters (adaptation).
+
+        learn_rate (Optional[float]): Step size for both the weight and the
+            bias; None uses the head's meta-learned step sizes.
+        """
         with torch.enable_grad():
-            frozen = MetricHead(head.metric, **{k: v.detach() for k, v in head.tensors().items()})
+            tensors = {k: v.detach() for k, v in head.tensors().items()}
+            if learn_rate is not None:
+                tensors["log_inner_lr"] = torch.full_like(tensors["log_inner_lr"], learn_rate).log()
+            frozen = MetricHead(head.metric, **tensors)
             start = self.initial_head(support.detach(), support_labels, n_way, frozen)
             adapted, _ = inner_loop(
                 frozen, start, support.detach(), support_labels, steps, second_order=False

