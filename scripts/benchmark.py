@@ -83,6 +83,7 @@ def run_pipeline(
         )
     speed_texts = texts[:n_speed]
     bare_seconds = time_encoding(component, speed_texts)
+    speed_shots = max(supports)  # inference speed is timed with the most labelled support
     results: Dict[str, Dict[int, Dict[str, Any]]] = {name: {} for name in variants}
     for shots, support in supports.items():
         grouped = group_by_label(support)
@@ -101,12 +102,13 @@ def run_pipeline(
                 "encode_seconds": encode_seconds,
                 "adapt_over_encode": adapt_seconds / encode_seconds,
             }
-            start = time.perf_counter()
-            for _ in nlp.pipe(speed_texts, batch_size=size):
-                pass
-            pipe_seconds = time.perf_counter() - start
-            results[name][shots]["predict_docs_per_second"] = len(speed_texts) / pipe_seconds
-            results[name][shots]["inference_ratio"] = bare_seconds / pipe_seconds
+            if shots == speed_shots:
+                start = time.perf_counter()
+                for _ in nlp.pipe(speed_texts, batch_size=size):
+                    pass
+                pipe_seconds = time.perf_counter() - start
+                results[name][shots]["predict_docs_per_second"] = len(speed_texts) / pipe_seconds
+                results[name][shots]["inference_ratio"] = bare_seconds / pipe_seconds
     return results, peak_mib()
 
 
@@ -163,7 +165,11 @@ def target_lines(methods: Dict[str, Dict[int, Dict[str, Any]]]) -> List[str]:
                     f"{name} {shots}-shot pipeline docs/s over bare encoder {ratio:.2f} "
                     f"(target >= {INFERENCE_RATIO_TARGET}: {verdict})"
                 )
-            if name != "SetFit" and shots in methods.get("SetFit", {}) and "inference_ratio" in row:
+            if (
+                name != "SetFit"
+                and shots in methods.get("SetFit", {})
+                and "adapt_over_encode" in row
+            ):
                 ratio = methods["SetFit"][shots]["adapt_seconds"] / row["adapt_seconds"]
                 verdict = "met" if ratio >= SETFIT_OVER_ADAPT_TARGET else "missed"
                 lines.append(
@@ -186,6 +192,7 @@ def plot(methods, path: Path, title: str) -> None:
     axes.set_xscale("log")
     every = sorted({k for results in methods.values() for k in results})
     axes.set_xticks(every, [str(k) for k in every])
+    axes.minorticks_off()
     axes.set_xlabel("examples per label (shots)")
     axes.set_ylabel("accuracy (%)")
     axes.set_title(title)

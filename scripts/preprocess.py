@@ -119,6 +119,9 @@ def main(
     sources: str = typer.Option(",".join(SOURCES), help="Comma-separated datasets to use"),
     train_per_label: int = typer.Option(40, help="Texts kept per meta-train class"),
     dev_per_label: int = typer.Option(20, help="Texts kept per meta-dev class"),
+    dev_groups: str = typer.Option(
+        "", help="Comma-separated label groups moved from meta-train to meta-dev (clinc150/banking)"
+    ),
     seed: int = typer.Option(0),
 ) -> None:
     names = [name.strip() for name in sources.split(",") if name.strip()]
@@ -126,6 +129,14 @@ def main(
     if unknown or not names:
         raise typer.BadParameter(f"unknown sources {unknown}; choose from {list(SOURCES)}")
     rows = [row for name in names for row in SOURCES[name](assets)]
+    moved = {group.strip() for group in dev_groups.split(",") if group.strip()}
+    missing = sorted(moved - {label.rpartition("/")[0] for _, label, _ in rows})
+    if missing:
+        raise typer.BadParameter(f"no labels in the groups {missing}")
+    rows = [
+        (text, label, "dev" if label.rpartition("/")[0] in moved and split == "train" else split)
+        for text, label, split in rows
+    ]
     summary = {}
     for split, per_label in (("train", train_per_label), ("dev", dev_per_label)):
         pairs = capped([(t, lab) for t, lab, s in rows if s == split], per_label, seed)

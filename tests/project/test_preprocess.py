@@ -105,3 +105,15 @@ def test_unknown_source_is_refused(assets, tmp_path):
     assert result.returncode != 0
     assert "banking77" in result.stderr
     assert not (tmp_path / "corpus").exists()
+
+
+def test_dev_groups_move_whole_domains_to_meta_dev(assets, tmp_path):
+    result = run(assets, tmp_path / "corpus", "--dev-groups", "clinc150/banking")
+    assert result.returncode == 0, result.stderr
+    train = {label for _, label in cats_of(tmp_path / "corpus" / "meta_train.spacy")}
+    dev = {label for _, label in cats_of(tmp_path / "corpus" / "meta_dev.spacy")}
+    assert {"clinc150/banking/transfer", "clinc150/banking/balance"} <= dev
+    assert not any(label.startswith("clinc150/banking/") for label in train)
+    assert "clinc150/travel/book_flight" in train
+    result = run(assets, tmp_path / "other", "--dev-groups", "clinc150/nowhere")
+    assert result.returncode != 0 and "clinc150/nowhere" in result.stderr
