@@ -144,11 +144,12 @@ def main(
         by_source = Counter(label.split("/")[0] for label in {lab for _, lab in pairs})
         summary[split] = {"docs": n_docs, "labels": dict(sorted(by_source.items()))}
         print(f"{split}: {n_docs} docs, labels per source {summary[split]['labels']}")
-    for name in names:  # held-out test classes, for episodic evaluation
+    for name in SOURCES:  # held-out test classes of every source, for episodic evaluation
+        source_rows = rows if name in names else SOURCES[name](assets)
         test = [
-            {"text": t, "label": lab}
-            for t, lab, s in rows
-            if s == "test" and lab.startswith(f"{name}/")
+            {"text": text, "label": label}
+            for text, label, split in source_rows
+            if split == "test" and label.startswith(f"{name}/")
         ]
         if test:
             path = output / f"meta_test_{name}.jsonl"

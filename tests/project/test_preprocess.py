@@ -117,3 +117,10 @@ def test_dev_groups_move_whole_domains_to_meta_dev(assets, tmp_path):
     assert "clinc150/travel/book_flight" in train
     result = run(assets, tmp_path / "other", "--dev-groups", "clinc150/nowhere")
     assert result.returncode != 0 and "clinc150/nowhere" in result.stderr
+
+
+def test_held_out_test_classes_are_written_for_every_source(assets, tmp_path):
+    result = run(assets, tmp_path / "corpus", "--sources", "clinc150")
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "corpus" / "meta_test_reuters.jsonl").read_text().splitlines()
+    assert {json.loads(line)["label"] for line in lines} == {"reuters/ship"}
