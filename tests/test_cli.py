@@ -129,3 +129,18 @@ def test_episodes_reports_mean_and_confidence_interval(files):
     for row in rows:
         assert 0.0 <= row["accuracy"] <= 100.0
         assert row["ci95"] > 0 and row["n_episodes"] == 20 and row["n_classes"] == 6
+
+
+def test_evaluate_steps_override_the_pipelines_adaptation(files):
+    tmp_path, support = files
+    args = ["evaluate", str(tmp_path / "blank_pipeline"), str(support), str(support)]
+    out = tmp_path / "steps.json"
+    result = CliRunner().invoke(
+        app, [*args, "--steps", "7", "--learn-rate", "3", "--repeats", "1", "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert (data["adapt_steps"], data["adapt_learn_rate"]) == (7, 3.0)
+    result = CliRunner().invoke(app, [*args, "--learn-rate", "-1"])
+    assert result.exit_code != 0
+    assert "[E019]" in str(result.exception)
