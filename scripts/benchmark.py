@@ -65,7 +65,6 @@ def run_pipeline(
     """Every shot count with each (steps, learn_rate) variant of one pipeline.
     The test set is encoded once; each adaptation is a real adapt() call, its
     scores those predict() gives (score_embeddings on the same encoder output)."""
-    import torch
 
     from spacy_metalearn.data import group_by_label
     from spacy_metalearn.evaluation import find_component, load_pipeline, time_encoding
@@ -74,13 +73,7 @@ def run_pipeline(
     component = find_component(nlp)
     texts = [text for text, _ in test]
     size = component.cfg["batch_size"]
-    with torch.no_grad():
-        embeddings = torch.cat(
-            [
-                component._embed(component._make_docs(texts[i : i + size]))
-                for i in range(0, len(texts), size)
-            ]
-        )
+    embeddings = component._embed(component._make_docs(texts))  # batched inside
     speed_texts = texts[:n_speed]
     bare_seconds = time_encoding(component, speed_texts)
     speed_shots = max(supports)  # inference speed is timed with the most labelled support

@@ -43,15 +43,7 @@ def main(
     component = find_component(load_pipeline(model))
 
     def encode(pairs):
-        texts = [text for text, _ in pairs]
-        size = component.cfg["batch_size"]
-        with torch.no_grad():
-            return torch.cat(
-                [
-                    component._embed(component._make_docs(texts[i : i + size]))
-                    for i in range(0, len(texts), size)
-                ]
-            ).float()
+        return component._embed(component._make_docs([text for text, _ in pairs])).float()
 
     test = read_labelled(data / "test")
     test_x = encode(test)
