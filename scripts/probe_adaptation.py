@@ -1,16 +1,14 @@
-"""All-label accuracy of one pipeline's encoder under a grid of adaptation
-settings, encoding the support and test sets once: nearest centroid (steps 0)
-and the inner loop on a linear head started from the prototypes, for each step
-size and number of steps. The head's temperature is `--scale` (the default
-head's 10), not the pipeline's, so encoders compare under the same adaptation.
-It is how the adapt-time settings were chosen on CLINC150 and how the
-meta-pretraining runs in the README were compared.
+"""All-label accuracy of one pipeline under a grid of adaptation settings,
+encoding the support and test sets once: nearest centroid (steps 0) and the
+inner loop on a linear head started from the prototypes, for each step size
+and number of steps, each fitted as the pipeline's adapt() fits it
+(`fit_classifier`). It is how the adapt-time settings were chosen on CLINC150
+and how the meta-pretraining runs in the README were compared.
 
     python scripts/probe_adaptation.py default assets/few_shot_intent_detection/CLINC150 \
         --learn-rates 10,30,100 --steps 0,50,100,200
 """
 
-import math
 from pathlib import Path
 from typing import List
 
@@ -18,14 +16,7 @@ import torch
 import typer
 
 from spacy_metalearn.data import read_labelled
-from spacy_metalearn.evaluation import find_component, load_pipeline
-from spacy_metalearn.learners.base import inner_loop
-from spacy_metalearn.models.metric import (
-    MetricHead,
-    class_prototypes,
-    prepare,
-    prototype_linear_head,
-)
+from spacy_metalearn.evaluation import accuracy, find_component, load_pipeline
 
 
 def numbers(text: str, kind=float) -> List:
@@ -38,42 +29,25 @@ def main(
     shots: str = typer.Option("5,10", help="Fixed splits train_K to adapt to"),
     learn_rates: str = typer.Option("30", help="Inner-loop step sizes"),
     steps: str = typer.Option("0,100", help="Inner-loop steps"),
-    scale: float = typer.Option(10.0, help="Inverse temperature of the starting head"),
 ) -> None:
     component = find_component(load_pipeline(model))
-
-    def encode(pairs):
-        return component._embed(component._make_docs([text for text, _ in pairs])).float()
-
     test = read_labelled(data / "test")
-    test_x = encode(test)
+    test_x = component.embedder([text for text, _ in test])
     for k in numbers(shots, int):
         support = read_labelled(data / f"train_{k}")
         labels = sorted({label for _, label in support})
         index = {label: i for i, label in enumerate(labels)}
-        x = encode(support)
+        x = component.embedder([text for text, _ in support])
         y = torch.tensor([index[label] for _, label in support])
-        test_y = torch.tensor([index[label] for _, label in test])
         for learn_rate in numbers(learn_rates):
-            head = MetricHead(
-                "cosine",
-                torch.tensor([math.log(scale)]),
-                torch.tensor([0.0]),
-                torch.full((2,), math.log(learn_rate)),
-            )
-            start = prototype_linear_head(
-                class_prototypes(prepare(x, "cosine"), y, len(labels)), head
-            )
             row = []
             for n_steps in numbers(steps, int):
-                fitted = start
-                if n_steps > 0:
-                    with torch.enable_grad():
-                        fitted, _ = inner_loop(head, start, x, y, n_steps, second_order=False)
+                classifier = component.fit_classifier(
+                    x, y, len(labels), steps=n_steps, learn_rate=learn_rate
+                )
                 with torch.no_grad():
-                    predicted = fitted.logits(head, test_x).argmax(1)
-                accuracy = 100.0 * (predicted == test_y).float().mean().item()
-                row.append(f"{n_steps} steps {accuracy:.2f}")
+                    predicted = [labels[i] for i in classifier.logits(test_x).argmax(1)]
+                row.append(f"{n_steps} steps {accuracy(predicted, test):.2f}")
             print(f"{model} {data.name} {k}-shot, step size {learn_rate:g}: " + ", ".join(row))
 
 

@@ -23,7 +23,7 @@ def positive_labels(example: Example) -> List[str]:
     return [label for label, score in example.reference.cats.items() if score >= 0.5]
 
 
-def group_by_label(examples: Sequence[Example]) -> Dict[str, List[int]]:
+def label_indices(examples: Sequence[Example]) -> Dict[str, List[int]]:
     """Indices of the examples of each gold label, labels in sorted order."""
     groups: Dict[str, List[int]] = {}
     for i, eg in enumerate(examples):
@@ -146,7 +146,7 @@ def configure_episode_batcher(
 
     def batch_episodes(items: Iterable[Example]) -> Iterable[List[Example]]:
         examples = list(items)
-        groups = group_by_label(examples)
+        groups = label_indices(examples)
         for _ in range(episodes_per_epoch):
             episode = draw_episode(groups, n_way, k_shot, n_query, rng, group_separator)
             yield [

@@ -126,3 +126,8 @@ class Errors(metaclass=_MessagesWithCodes):
         "has two classes with at least {needed} examples each, so no episode can be "
         "drawn within a group. Check the labels' prefixes, or set group_separator to null."
     )
+    E032 = (
+        "adapt(steps={steps}) fits a softmax head, which needs exclusive classes; "
+        "a multi-label few_shot_textcat (exclusive_classes = false) scores by "
+        "calibrated similarity to each label's prototype. Use steps=0."
+    )

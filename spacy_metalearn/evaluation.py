@@ -36,11 +36,44 @@ def find_component(nlp: Language) -> FewShotTextCategorizer:
 
 
 def time_encoding(component: FewShotTextCategorizer, texts: Sequence[str]) -> float:
-    """Seconds to tokenize and encode `texts` with the component's bare encoder,
+    """Seconds to tokenize and encode `texts` with the component's embedder,
     in the same batches as adapt()."""
     start = time.perf_counter()
-    component._embed(component._make_docs(list(texts)))
+    component.embedder(list(texts))
     return time.perf_counter() - start
+
+
+def accuracy(predicted: Sequence[str], test: Sequence[Tuple[str, str]]) -> float:
+    """Percentage of (text, label) pairs whose label was predicted."""
+    return 100.0 * sum(p == label for p, (_, label) in zip(predicted, test)) / len(test)
+
+
+def adapt_timed(
+    component: FewShotTextCategorizer, support: List[Tuple[str, str]], *, repeats: int = 3
+) -> Dict[str, float]:
+    """Adapt to all labels of `support` (replacing any), timing it against the
+    embedder's encoding of the same texts.
+
+    RETURNS (Dict[str, float]): median adapt_seconds and encode_seconds over
+        `repeats` runs, and their ratio adapt_over_encode.
+    """
+    grouped = group_by_label(support)
+    texts = [text for text, _ in support]
+    time_encoding(component, texts[: component.cfg["batch_size"]])  # warm-up
+    encode_seconds, adapt_seconds = [], []
+    for _ in range(repeats):
+        encode_seconds.append(time_encoding(component, texts))
+        start = time.perf_counter()
+        component.adapt(grouped, replace=True)
+        adapt_seconds.append(time.perf_counter() - start)
+    encode, adapt = statistics.median(encode_seconds), statistics.median(adapt_seconds)
+    return {"adapt_seconds": adapt, "encode_seconds": encode, "adapt_over_encode": adapt / encode}
+
+
+def predicted_labels(component: FewShotTextCategorizer, embeddings) -> List[str]:
+    """The top label of each embedded doc, as predict() scores it."""
+    scores = component.model.ops.to_numpy(component.score_embeddings(embeddings))
+    return [component.labels[i] for i in scores.argmax(1)]
 
 
 def evaluate_all_labels(
@@ -50,7 +83,8 @@ def evaluate_all_labels(
     *,
     repeats: int = 3,
 ) -> Dict[str, Any]:
-    """Adapt to all labels of `support` (replacing any), predict `test`.
+    """Adapt to all labels of `support` (replacing any), predict `test` with
+    the whole pipeline.
 
     nlp (Language): A pipeline with a few_shot_textcat.
     support (List[Tuple[str, str]]): (text, label) support examples.
@@ -59,33 +93,23 @@ def evaluate_all_labels(
     RETURNS (Dict[str, Any]): accuracy, timings and sizes.
     """
     component = find_component(nlp)
-    grouped = group_by_label(support)
-    unknown = sorted({label for _, label in test} - set(grouped))
+    labels = {label for _, label in support}
+    unknown = sorted({label for _, label in test} - labels)
     if unknown:
         raise ValueError(
-            Errors.E015.format(name=component.name, labels=unknown, known=list(grouped))
+            Errors.E015.format(name=component.name, labels=unknown, known=sorted(labels))
         )
-    texts = [text for text, _ in support]
-    time_encoding(component, texts[: component.cfg["batch_size"]])  # warm-up
-    encode_seconds, adapt_seconds = [], []
-    for _ in range(repeats):
-        encode_seconds.append(time_encoding(component, texts))
-        start = time.perf_counter()
-        component.adapt(grouped, replace=True)
-        adapt_seconds.append(time.perf_counter() - start)
+    timings = adapt_timed(component, support, repeats=repeats)
     start = time.perf_counter()
     docs = list(nlp.pipe([text for text, _ in test], batch_size=component.cfg["batch_size"]))
     predict_seconds = time.perf_counter() - start
-    correct = sum(max(doc.cats, key=doc.cats.get) == label for doc, (_, label) in zip(docs, test))
-    encode, adapt = statistics.median(encode_seconds), statistics.median(adapt_seconds)
+    predicted = [max(doc.cats, key=doc.cats.get) for doc in docs]
     return {
-        "n_labels": len(grouped),
+        "n_labels": len(labels),
         "n_support": len(support),
         "n_test": len(test),
-        "accuracy": 100.0 * correct / len(test),
-        "adapt_seconds": adapt,
-        "encode_seconds": encode,
-        "adapt_over_encode": adapt / encode,
+        "accuracy": accuracy(predicted, test),
+        **timings,
         "predict_docs_per_second": len(test) / predict_seconds,
     }
 
@@ -128,29 +152,28 @@ def evaluate_episodes(
     for i, (_, label) in enumerate(pairs):
         groups.setdefault(label, []).append(i)
     cache = {} if cache is None else cache
-    steps = component.cfg["adapt_steps"] if steps is None else steps
-    learn_rate = component.cfg["adapt_learn_rate"] if learn_rate is None else learn_rate
 
     def encode(indices: List[int]) -> torch.Tensor:
         missing = [i for i in indices if i not in cache]
         if missing:
-            docs = component._make_docs([pairs[i][0] for i in missing])
-            cache.update(zip(missing, component._embed(docs)))
+            cache.update(zip(missing, component.embedder([pairs[i][0] for i in missing])))
         return torch.stack([cache[i] for i in indices])
+
+    def fit(support: torch.Tensor, support_labels: torch.Tensor, n_way: int):
+        return component.fit_classifier(
+            support, support_labels, n_way, steps=steps, learn_rate=learn_rate
+        )
 
     start = time.perf_counter()
     accuracies = episode_accuracies(
         groups,
         encode,
-        component._head(),
-        component.learner,
+        fit,
         n_way=n_way,
         k_shot=k_shot,
         n_query=n_query,
         n_episodes=n_episodes,
         seed=seed,
-        steps=steps,
-        learn_rate=learn_rate,
         progress=True,
     )
     mean = statistics.fmean(accuracies)

@@ -12,9 +12,11 @@ from spacy.training import Example
 from spacy.util import registry
 from tqdm import tqdm
 
-from .episodes import draw_episode, group_by_label
-from .learners.base import Learner
-from .models.metric import MetricHead, class_prototypes, prepare
+from .episodes import draw_episode, label_indices
+from .models.classifiers import Classifier
+
+# (support embeddings, support labels, n_way) -> classifier
+Fit = Callable[[torch.Tensor, torch.Tensor, int], Classifier]
 
 EPISODE_ACC = "cats_episode_acc"
 
@@ -66,10 +68,15 @@ class FewShotScorer:
         multi_label: bool,
         threshold: float,
         embed: Callable[[List[Doc]], torch.Tensor],
-        head: MetricHead,
-        learner: Learner,
+        fit: Fit,
         **kwargs,
     ) -> Dict[str, Optional[float]]:
+        """examples (Iterable[Example]): The examples to score.
+        labels (Sequence[str]): The component's labels; none before adapt().
+        embed (Callable[[List[Doc]], torch.Tensor]): The component's encoder.
+        fit (Fit): Fits a classifier to embedded support examples, as the
+            component's adapt() does (same steps and step size).
+        """
         examples = list(examples)
         if labels:
             return Scorer.score_cats(
@@ -80,18 +87,15 @@ class FewShotScorer:
                 threshold=threshold,
                 **kwargs,
             )
-        return {EPISODE_ACC: self.episode_accuracy(examples, embed, head, learner)}
+        return {EPISODE_ACC: self.episode_accuracy(examples, embed, fit)}
 
-    def episode_accuracy(
-        self, examples: Sequence[Example], embed: Callable, head: MetricHead, learner: Learner
-    ) -> float:
+    def episode_accuracy(self, examples: Sequence[Example], embed: Callable, fit: Fit) -> float:
         """Mean query accuracy over `n_episodes` episodes drawn from the gold
         labels of `examples`, each adapted as adapt() would."""
         accuracies = episode_accuracies(
-            group_by_label(examples),
+            label_indices(examples),
             lambda indices: embed([examples[i].predicted for i in indices]),
-            head,
-            learner,
+            fit,
             n_way=self.n_way,
             k_shot=self.k_shot,
             n_query=self.n_query,
@@ -105,8 +109,7 @@ class FewShotScorer:
 def episode_accuracies(
     groups: Dict[str, List[int]],
     encode: Callable[[List[int]], torch.Tensor],
-    head: MetricHead,
-    learner: Learner,
+    fit: Fit,
     *,
     n_way: int,
     k_shot: int,
@@ -114,18 +117,15 @@ def episode_accuracies(
     n_episodes: int,
     seed: int,
     group_separator: Optional[str] = None,
-    steps: Optional[int] = None,
-    learn_rate: Optional[float] = None,
     progress: bool = False,
 ) -> List[float]:
-    """Query accuracy of each of `n_episodes` seeded episodes, adapted the way
-    adapt() does: nearest prototype, or the learner's inner loop when it has one.
+    """Query accuracy of each of `n_episodes` seeded episodes, each support set
+    adapted by `fit`.
 
     groups (Dict[str, List[int]]): The item indices of each label.
     encode (Callable[[List[int]], torch.Tensor]): Embeddings of the items with
         these indices; called once, with every item the episodes use.
-    steps (Optional[int]): Inner-loop steps per episode; None: the learner's.
-    learn_rate (Optional[float]): Their step size; None: the meta-learned one.
+    fit (Fit): (support, support_labels, n_way) -> a classifier.
     progress (bool): Show a progress bar (on a terminal).
     RETURNS (List[float]): One accuracy in [0, 1] per episode.
     """
@@ -144,38 +144,10 @@ def episode_accuracies(
             query = [row[i] for _, _, q in episode for i in q]
             support_labels = _class_indices(episode, 1, embeddings.device)
             query_labels = _class_indices(episode, 2, embeddings.device)
-            logits = episode_logits(
-                embeddings[support],
-                support_labels,
-                embeddings[query],
-                head,
-                learner,
-                steps=steps,
-                learn_rate=learn_rate,
-            )
+            classifier = fit(embeddings[support], support_labels, len(episode))
+            logits = classifier.logits(embeddings[query])
             accuracies.append((logits.argmax(1) == query_labels).float().mean().item())
     return accuracies
-
-
-def episode_logits(
-    support: torch.Tensor,
-    support_labels: torch.Tensor,
-    query: torch.Tensor,
-    head: MetricHead,
-    learner: Learner,
-    *,
-    steps: Optional[int] = None,
-    learn_rate: Optional[float] = None,
-) -> torch.Tensor:
-    """Query logits after adapting to the support set the way adapt() does,
-    with `steps` inner-loop steps (None: the learner's own)."""
-    n_way = int(support_labels.max()) + 1
-    steps = learner.inner_steps if steps is None else steps
-    if steps > 0:
-        fitted = learner.adapt_head(support, support_labels, n_way, head, steps, learn_rate)
-        return fitted.logits(head, query)
-    prototypes = class_prototypes(prepare(support, head.metric), support_labels, n_way)
-    return head.logits(query, prototypes)
 
 
 def _class_indices(episode, part: int, device) -> torch.Tensor:

@@ -1,27 +1,42 @@
-"""What every meta-learner is: a function from one episode to a loss, plus the
-way it adapts a linear head to a support set (its inner loop)."""
+"""What every learner shares: the episode protocol, adaptation (from a support
+set to a classifier, as adapt() does it) and the inner loop of the MAML family."""
 
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from ..models.metric import LinearHead, MetricHead, class_prototypes, prepare, prototype_linear_head
+from ..errors import Errors
+from ..models.classifiers import (
+    Classifier,
+    LinearClassifier,
+    MetricHead,
+    prototype_classifier,
+    prototype_start,
+)
+
+# what an inner loop starts from: (support, support_labels, n_classes, head) -> classifier
+Start = Callable[[torch.Tensor, torch.Tensor, int, MetricHead], LinearClassifier]
 
 
 class LearnerOutput(NamedTuple):
-    loss: torch.Tensor  # scalar, differentiable w.r.t. embeddings and head
-    query_logits: torch.Tensor  # (n_query, n_way), for episode accuracy
+    loss: torch.Tensor  # scalar to backpropagate: the learner's meta-objective
+    query_logits: torch.Tensor  # (n_query, n_way), for the reported loss and accuracy
 
 
 class Learner:
-    """Base of the learners: ProtoNet's loss, and an inner loop that starts
-    from the prototypes (used by adapt(steps=N) for any learner).
+    """A meta-learner: turns an episode into a loss (training), and a support
+    set into a classifier (adaptation, the same way in training and at adapt()).
 
     inner_steps (int): Inner-loop steps in training, and adapt()'s default.
+    init_inner_lr (float): Initial inner-loop step size, meta-learned where
+        the learner says so.
+    start (Start): What the inner loop starts from.
     """
 
-    inner_steps = 0
+    inner_steps: int = 0
+    init_inner_lr: float = 10.0
+    start: Start = staticmethod(prototype_start)
 
     def __call__(
         self,
@@ -35,73 +50,103 @@ class Learner:
         support_labels (torch.Tensor): (n_support,) class indices 0..n_way-1.
         query (torch.Tensor): (n_query, dim) encoder outputs of the queries.
         query_labels (torch.Tensor): (n_query,) class indices 0..n_way-1.
-        head (MetricHead): The head's parameters as tensors.
+        head (MetricHead): The head's meta-learned parameters as tensors.
         """
         raise NotImplementedError
 
-    def initial_head(
+    def instant_classifier(
         self, support: torch.Tensor, support_labels: torch.Tensor, n_way: int, head: MetricHead
-    ) -> LinearHead:
-        """The linear head the inner loop starts from: the prototypes' equivalent."""
-        prototypes = class_prototypes(prepare(support, head.metric), support_labels, n_way)
-        return prototype_linear_head(prototypes, head)
+    ) -> Classifier:
+        """The classifier without inner-loop steps: nearest prototype."""
+        return prototype_classifier(support, support_labels, n_way, head)
 
-    def adapt_head(
+    def adapt(
         self,
         support: torch.Tensor,
         support_labels: torch.Tensor,
         n_way: int,
         head: MetricHead,
+        *,
         steps: int,
         learn_rate: Optional[float] = None,
-    ) -> LinearHead:
-        """Fit a linear head to a support set with `steps` inner-loop steps,
-        without gradients to the encoder or the meta-parameters (adaptation).
+    ) -> Classifier:
+        """A classifier for a support set, with no gradient to the encoder or the
+        meta-parameters: the instant one, or `steps` inner-loop steps from this
+        learner's start.
 
         learn_rate (Optional[float]): Step size for both the weight and the
             bias; None uses the head's meta-learned step sizes.
         """
+        head, support = head.detached(), support.detach()
+        if steps == 0:
+            with torch.no_grad():
+                return self.instant_classifier(support, support_labels, n_way, head)
+        step_sizes = head.log_inner_lr.exp()
+        if learn_rate is not None:
+            step_sizes = torch.full_like(step_sizes, learn_rate)
         with torch.enable_grad():
-            tensors = {k: v.detach() for k, v in head.tensors().items()}
-            if learn_rate is not None:
-                tensors["log_inner_lr"] = torch.full_like(tensors["log_inner_lr"], learn_rate).log()
-            frozen = MetricHead(head.metric, **tensors)
-            start = self.initial_head(support.detach(), support_labels, n_way, frozen)
-            adapted, _ = inner_loop(
-                frozen, start, support.detach(), support_labels, steps, second_order=False
-            )
-        return LinearHead(adapted.weight.detach(), adapted.bias.detach())
+            start = self.start(support, support_labels, n_way, head)
+            adapted, _ = inner_loop(start, support, support_labels, step_sizes, steps)
+        return LinearClassifier(adapted.weight.detach(), adapted.bias.detach(), head.metric)
 
 
 def inner_loop(
-    head: MetricHead,
-    start: LinearHead,
+    start: LinearClassifier,
     support: torch.Tensor,
     support_labels: torch.Tensor,
+    step_sizes: torch.Tensor,
     steps: int,
     *,
-    second_order: bool,
-) -> Tuple[LinearHead, List[torch.Tensor]]:
-    """Gradient descent on the support loss w.r.t. the linear head, with the
-    meta-learned per-layer step sizes (Meta-SGD-style, Li et al. 2017):
-    theta' = theta - alpha * grad L_support(theta).
+    second_order: bool = False,
+) -> Tuple[LinearClassifier, List[torch.Tensor]]:
+    """Gradient descent on the support loss w.r.t. a linear classifier:
+    theta_{i+1} = theta_i - alpha * grad L_support(theta_i), alpha being one step
+    size for the weight and one for the bias.
 
-    second_order (bool): Keep the graph of the inner gradients, so the outer
-        loss differentiates through them (MAML); False drops them (FOMAML).
-    RETURNS (Tuple[LinearHead, List[torch.Tensor]]): The adapted head and the
-        support loss before each step.
+    step_sizes (torch.Tensor): (2,) step sizes of the weight and the bias.
+    second_order (bool): Keep the graph of the inner gradients, so an outer
+        loss differentiates through them (MAML); False treats them as
+        constants (first order: FOMAML, Reptile, adaptation).
+    RETURNS (Tuple[LinearClassifier, List[torch.Tensor]]): The adapted
+        classifier and the support loss before each step.
     """
     weight, bias = start.weight, start.bias
     if not weight.requires_grad:
         weight = weight.clone().requires_grad_(True)
     if not bias.requires_grad:
         bias = bias.clone().requires_grad_(True)
-    step_sizes = head.log_inner_lr.exp()
     losses = []
     for _ in range(steps):
-        loss = F.cross_entropy(LinearHead(weight, bias).logits(head, support), support_labels)
+        logits = LinearClassifier(weight, bias, start.metric).logits(support)
+        loss = F.cross_entropy(logits, support_labels)
         d_weight, d_bias = torch.autograd.grad(loss, (weight, bias), create_graph=second_order)
         weight = weight - step_sizes[0] * d_weight
         bias = bias - step_sizes[1] * d_bias
         losses.append(loss)
-    return LinearHead(weight, bias), losses
+    return LinearClassifier(weight, bias, start.metric), losses
+
+
+def check_inner_steps(inner_steps: int) -> None:
+    if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
+        raise ValueError(
+            Errors.E019.format(
+                setting="inner_steps", requirement="an integer >= 1", value=inner_steps
+            )
+        )
+
+
+def check_init_inner_lr(init_inner_lr: float) -> None:
+    if isinstance(init_inner_lr, bool) or not isinstance(init_inner_lr, (int, float)):
+        valid = False
+    else:
+        valid = 0 < init_inner_lr < float("inf")
+    if not valid:
+        raise ValueError(
+            Errors.E019.format(
+                setting="init_inner_lr", requirement="a number > 0", value=init_inner_lr
+            )
+        )
+
+
+def n_classes(labels: torch.Tensor) -> int:
+    return int(labels.max()) + 1

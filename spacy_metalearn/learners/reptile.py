@@ -1,34 +1,39 @@
-"""Reptile (Nichol et al., 2018).
+"""Reptile (Nichol et al., 2018), over the classifier that adapt() starts from.
 
-Inner loop: k steps of SGD on the episode, phi_{i+1} = phi_i - alpha g_i.
+Inner loop: k steps of SGD on the support set, phi_{i+1} = phi_i - alpha g_i,
+from theta = the prototypes' linear classifier (as in Proto-MAML), which the
+encoder and the temperature determine.
 Meta-update: theta <- theta + epsilon (phi_k - theta).
 
-Written as a loss for spaCy's optimizer: with the inner gradients g_i held
-constant, the sum of the inner losses L(phi_i) has gradient sum_i g_i =
-(theta - phi_k) / alpha with respect to the weights the inner loop starts from,
-so an optimizer step moves them toward the adapted weights phi_k. The inner
-loop adapts the linear head (from zeros, as in MAML); the encoder gets the sum
-of its gradients along the same trajectory, which is its Reptile update to
-first order in the inner step size.
+Written as a loss for spaCy's optimizer: 0.5 |theta - phi_k|^2 / alpha with
+phi_k held constant has gradient (theta - phi_k) / alpha with respect to theta,
+so an optimizer step of size lr moves theta toward phi_k by epsilon =
+lr / alpha; the chain rule carries that move into the encoder and the
+temperature, which produce theta. The step sizes are not meta-learned. The
+queries are scored by phi_k (reported loss and accuracy), not trained on.
 """
 
-from typing import Tuple
-
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ..models.metric import LinearHead, MetricHead
+from ..models.classifiers import LinearClassifier, prototype_start
+from ..models.metric import MetricHead
 from ..registry import registry
-from .base import Learner, LearnerOutput
-from .maml import MAML, check_inner_steps, with_fixed_inner_lr
+from .base import (
+    Learner,
+    LearnerOutput,
+    check_init_inner_lr,
+    check_inner_steps,
+    inner_loop,
+    n_classes,
+)
 
 
 class Reptile(Learner):
-    initial_head = MAML.initial_head
+    start = staticmethod(prototype_start)
 
-    def __init__(self, inner_steps: int):
+    def __init__(self, inner_steps: int, init_inner_lr: float):
         self.inner_steps = inner_steps
+        self.init_inner_lr = init_inner_lr
 
     def __call__(
         self,
@@ -38,42 +43,34 @@ class Reptile(Learner):
         query_labels: Tensor,
         head: MetricHead,
     ) -> LearnerOutput:
-        n_way = int(support_labels.max()) + 1
-        head = with_fixed_inner_lr(head)  # Reptile's step sizes are not meta-learned
-        start = self.initial_head(support, support_labels, n_way, head)
-        start = LinearHead(start.weight.requires_grad_(True), start.bias.requires_grad_(True))
-        features = torch.cat([support, query])
-        labels = torch.cat([support_labels, query_labels])
-        total, adapted = reptile_trajectory(head, start, features, labels, self.inner_steps)
-        return LearnerOutput(total, adapted.logits(head, query))
+        step_sizes = head.log_inner_lr.exp().detach()
+        theta = self.start(support, support_labels, n_classes(support_labels), head)
+        phi_start = LinearClassifier(theta.weight.detach(), theta.bias.detach(), theta.metric)
+        phi, _ = inner_loop(phi_start, support.detach(), support_labels, step_sizes, self.inner_steps)
+        phi = LinearClassifier(phi.weight.detach(), phi.bias.detach(), phi.metric)
+        loss = reptile_loss(theta, phi, step_sizes)
+        logits = phi.logits(query)
+        return LearnerOutput(loss, logits)
 
 
-def reptile_trajectory(
-    head: MetricHead, start: LinearHead, features: Tensor, labels: Tensor, steps: int
-) -> Tuple[Tensor, LinearHead]:
-    """SGD from `start` with the inner gradients held constant.
-
-    RETURNS (Tuple[Tensor, LinearHead]): the sum of the losses along the way
-        (whose gradient w.r.t. `start` is (start - phi_k) / alpha) and phi_k.
-    """
-    weight, bias = start.weight, start.bias
-    step_sizes = head.log_inner_lr.exp()
-    total = features.new_zeros(())
-    for _ in range(steps):
-        loss = F.cross_entropy(LinearHead(weight, bias).logits(head, features), labels)
-        total = total + loss
-        d_weight, d_bias = torch.autograd.grad(loss, (weight, bias), retain_graph=True)
-        weight = weight - step_sizes[0] * d_weight
-        bias = bias - step_sizes[1] * d_bias
-    return total, LinearHead(weight, bias)
+def reptile_loss(theta: LinearClassifier, phi: LinearClassifier, step_sizes: Tensor) -> Tensor:
+    """0.5 |theta - phi|^2 / alpha, per layer: its gradient w.r.t. theta is
+    (theta - phi) / alpha, Reptile's direction (phi constant)."""
+    return 0.5 * (
+        (theta.weight - phi.weight).pow(2).sum() / step_sizes[0]
+        + (theta.bias - phi.bias).pow(2).sum() / step_sizes[1]
+    )
 
 
 @registry.meta_learners("spacy_metalearn.Reptile.v1")
-def make_reptile(inner_steps: int = 5) -> Learner:
-    """Reptile on the linear head and (first order) the encoder.
+def make_reptile(inner_steps: int = 5, init_inner_lr: float = 10.0) -> Learner:
+    """Reptile on the classifier adapt() starts from (the prototypes'), and
+    through it the encoder.
 
-    inner_steps (int): SGD steps on each episode, in training and (by default)
-        in adapt().
+    inner_steps (int): SGD steps on each support set, in training and (by
+        default) in adapt().
+    init_inner_lr (float): The inner step size (not meta-learned).
     """
     check_inner_steps(inner_steps)
-    return Reptile(inner_steps)
+    check_init_inner_lr(init_inner_lr)
+    return Reptile(inner_steps, init_inner_lr)

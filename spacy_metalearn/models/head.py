@@ -1,5 +1,6 @@
-"""The prototype head: scores query embeddings against class prototypes, and
-holds the meta-learned parameters of the MAML family's linear head."""
+"""The prototype head: the meta-learned parameters that score embeddings
+against a support set (the inverse temperature) and that adapt it (the inner
+loop's step sizes)."""
 
 import math
 from typing import Callable, Tuple
@@ -8,45 +9,59 @@ from spacy.util import registry
 from thinc.api import Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
+from ..errors import Errors
 from .metric import PARAM_NAMES, MetricHead, check_metric
 
 InT = Tuple[Floats2d, Floats2d]
 
 
-@registry.architectures("spacy_metalearn.PrototypeHead.v1")
+@registry.architectures("spacy_metalearn.PrototypeHead.v2")
 def build_prototype_head(
+    metric: str = "cosine", init_scale: float = 10.0
+) -> Model[InT, Floats2d]:
+    """Score embeddings against prototypes by a distance, with a learned
+    temperature. Also holds the inner loop's per-layer step sizes, which the
+    component initializes from its learner's `init_inner_lr`.
+
+    metric (str): "cosine" or "squared_euclidean".
+    init_scale (float): Initial inverse temperature that multiplies similarities.
+    RETURNS (Model[Tuple[Floats2d, Floats2d], Floats2d]): Maps (queries, prototypes)
+        to logits of shape (n_queries, n_prototypes).
+    """
+    return _build_head(metric, init_scale, init_inner_lr=10.0, extra_params=())
+
+
+@registry.architectures("spacy_metalearn.PrototypeHead.v1")
+def build_prototype_head_v1(
     metric: str = "cosine",
     init_scale: float = 10.0,
     init_bias: float = -5.0,
     init_inner_lr: float = 10.0,
 ) -> Model[InT, Floats2d]:
-    """Score embeddings against prototypes by a distance, with a learned
-    temperature.
+    """The first version, kept so that its configs and saved pipelines load. Its
+    `bias` parameter is kept but no longer used (multi-label scores are
+    calibrated at adapt()), and the component initializes the step sizes from
+    its learner's `init_inner_lr`. Use PrototypeHead.v2."""
+    return _build_head(metric, init_scale, init_inner_lr, extra_params=(("bias", init_bias),))
 
-    metric (str): "cosine" or "squared_euclidean".
-    init_scale (float): Initial inverse temperature that multiplies similarities.
-    init_bias (float): Initial offset of the logits, used by multi-label scores
-        (sigmoid); with cosine, -init_bias / init_scale is the similarity that
-        scores 0.5.
-    init_inner_lr (float): Initial inner-loop step size of the linear head
-        (MAML family, adapt(steps=...)).
-    RETURNS (Model[Tuple[Floats2d, Floats2d], Floats2d]): Maps (queries, prototypes)
-        to logits of shape (n_queries, n_prototypes).
-    """
+
+def _build_head(metric, init_scale, init_inner_lr, extra_params) -> Model[InT, Floats2d]:
     check_metric(metric)
-    for setting, value in (("init_scale", init_scale), ("init_inner_lr", init_inner_lr)):
-        if value <= 0:
-            raise ValueError(f"{setting} must be positive, but got {value}")
+    if not isinstance(init_scale, (int, float)) or not 0 < init_scale < float("inf"):
+        raise ValueError(
+            Errors.E019.format(setting="init_scale", requirement="a number > 0", value=init_scale)
+        )
+    names = PARAM_NAMES + tuple(name for name, _ in extra_params)
     return Model(
         "prototype_head",
         forward,
         init=_init,
-        params={name: None for name in PARAM_NAMES},
+        params={name: None for name in names},
         attrs={
             "metric": metric,
             "init_scale": init_scale,
-            "init_bias": init_bias,
             "init_inner_lr": init_inner_lr,
+            "extra_params": dict(extra_params),
         },
     )
 
@@ -54,9 +69,15 @@ def build_prototype_head(
 def _init(model: Model, X=None, Y=None) -> Model:
     ops, attrs = model.ops, model.attrs
     model.set_param("log_scale", ops.asarray1f([math.log(attrs["init_scale"])]))
-    model.set_param("bias", ops.asarray1f([attrs["init_bias"]]))
-    model.set_param("log_inner_lr", ops.asarray1f([math.log(attrs["init_inner_lr"])] * 2))
+    set_inner_lr(model, attrs["init_inner_lr"])
+    for name, value in attrs["extra_params"].items():
+        model.set_param(name, ops.asarray1f([value]))
     return model
+
+
+def set_inner_lr(model: Model, init_inner_lr: float) -> None:
+    """Set both inner-loop step sizes (weight, bias) to `init_inner_lr`."""
+    model.set_param("log_inner_lr", model.ops.asarray1f([math.log(init_inner_lr)] * 2))
 
 
 def metric_head(model: Model, *, requires_grad: bool = False) -> MetricHead:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..errors import Errors
 
 METRICS = ("cosine", "squared_euclidean")
-PARAM_NAMES = ("log_scale", "bias", "log_inner_lr")
+PARAM_NAMES = ("log_scale", "log_inner_lr")
 
 
 def check_metric(metric: str) -> str:
@@ -50,23 +50,24 @@ def class_prototypes(
 
 @dataclass
 class MetricHead:
-    """The parameters of the prototype head as tensors.
+    """The meta-learned parameters of the prototype head as tensors.
 
     metric (str): "cosine" or "squared_euclidean".
     log_scale (torch.Tensor): (1,) log of the inverse temperature.
-    bias (torch.Tensor): (1,) offset, which only matters for independent
-        (multi-label) scores: it cancels out in a softmax.
     log_inner_lr (torch.Tensor): (2,) log of the inner-loop step sizes of the
-        linear head's weight and bias (MAML family; meta-learned per layer).
+        linear head's weight and bias: learned per layer, as in MAML++'s LSLR
+        (Antoniou et al. 2019), not per parameter as in Meta-SGD.
     """
 
     metric: str
     log_scale: torch.Tensor
-    bias: torch.Tensor
     log_inner_lr: torch.Tensor
 
     def tensors(self) -> Dict[str, torch.Tensor]:
         return {name: getattr(self, name) for name in PARAM_NAMES}
+
+    def detached(self) -> "MetricHead":
+        return MetricHead(self.metric, **{k: v.detach().clone() for k, v in self.tensors().items()})
 
     def similarity(self, query: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         """(n_query, n_classes) similarities: cosine, or negative squared distance."""
@@ -81,35 +82,5 @@ class MetricHead:
         return -sq_dist.clamp(min=0.0)
 
     def logits(self, query: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-        """(n_query, n_classes) logits: scaled similarity plus bias."""
-        return self.log_scale.exp() * self.similarity(query, prototypes) + self.bias
-
-
-@dataclass
-class LinearHead:
-    """A per-class linear classifier over prepared embeddings, as the MAML
-    family adapts it: logits = prepare(x) @ weight.T + bias + head.bias. The
-    temperature is not applied here (it would multiply the inner step size by
-    its square); Proto-MAML builds it into the initial weights.
-
-    weight (torch.Tensor): (n_classes, dim).
-    bias (torch.Tensor): (n_classes,).
-    """
-
-    weight: torch.Tensor
-    bias: torch.Tensor
-
-    def logits(self, head: MetricHead, query: torch.Tensor) -> torch.Tensor:
-        return prepare(query, head.metric) @ self.weight.T + self.bias + head.bias
-
-
-def prototype_linear_head(prototypes: torch.Tensor, head: MetricHead) -> LinearHead:
-    """The linear head that scores like the prototypes (Proto-MAML, Triantafillou
-    et al. 2020): for squared Euclidean distance, weight 2c and bias -|c|^2 give
-    the same softmax as -|x - c|^2; for cosine, the unit prototypes; both times
-    the head's inverse temperature."""
-    scale = head.log_scale.exp()
-    if head.metric == "cosine":
-        weight = scale * prepare(prototypes, "cosine")
-        return LinearHead(weight, torch.zeros_like(weight[:, 0]))
-    return LinearHead(scale * 2 * prototypes, -scale * prototypes.pow(2).sum(1))
+        """(n_query, n_classes) logits: the similarity times the inverse temperature."""
+        return self.log_scale.exp() * self.similarity(query, prototypes)

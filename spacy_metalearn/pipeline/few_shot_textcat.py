@@ -6,9 +6,8 @@ import os
 import warnings
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
-import numpy
 import srsly
 import torch
 from spacy.language import Language
@@ -18,21 +17,26 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import SimpleFrozenList, from_bytes, to_bytes, to_disk
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate, torch2xp, xp2torch
+from thinc.types import Floats2d
 
-from ..episodes import positive_labels, split_episode
+from ..adaptation import Adaptation, build_adaptation, fit_adaptation
+from ..embedding import DocEmbedder
+from ..episodes import split_episode
 from ..errors import Errors, Warnings
 from ..learners.base import Learner
-from ..models.head import accumulate_head_gradients, metric_head
-from ..models.metric import LinearHead, MetricHead, prepare
-from ..prototypes import Prototypes
+from ..models.classifiers import Classifier
+from ..models.head import accumulate_head_gradients, metric_head, set_inner_lr
+from ..models.metric import MetricHead, prepare
 from ..scoring import EPISODE_ACC, unknown_gold_labels
+from ..support import SupportData, check_label, collect_support
+from ..support_set import SupportSet
 
 # nlp.pipe(n_process > 1) forks workers; torch's thread pool, once started in the
 # parent, deadlocks in a forked child. Children compute with one thread each, as
 # PyTorch's DataLoader workers do.
 os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 
-SupportData = Union[Mapping[str, Sequence[Union[str, Doc]]], Iterable[Example]]
+SERIALIZED = ("cfg", "vocab", "model", "support")
 
 default_model_config = """
 [model]
@@ -49,11 +53,9 @@ grad_factor = 1.0
 mixed_precision = false
 
 [model.head]
-@architectures = "spacy_metalearn.PrototypeHead.v1"
+@architectures = "spacy_metalearn.PrototypeHead.v2"
 metric = "cosine"
 init_scale = 10.0
-init_bias = -5.0
-init_inner_lr = 10.0
 """
 DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 
@@ -102,13 +104,15 @@ def make_few_shot_textcat(
     """Create a few_shot_textcat component.
 
     model (thinc.api.Model): The encoder and prototype head.
-    learner (Learner): The meta-learner that turns an episode into a loss.
-    exclusive_classes (bool): One label per doc (softmax) or independent labels (sigmoid).
+    learner (Learner): The meta-learner: turns an episode into a loss, and a
+        support set into a classifier.
+    exclusive_classes (bool): One label per doc (softmax) or independent labels
+        (sigmoid, calibrated on the support set).
     threshold (Optional[float]): Score below which a label is not chosen;
         None means 0.0 when exclusive, 0.5 otherwise.
     unknown_label (Optional[str]): Name of a label set to 1.0 when no label
         reaches the threshold (out of scope), or None.
-    batch_size (int): Docs encoded at once by adapt() and the scorer.
+    batch_size (int): Docs encoded at once.
     adapt_steps (Optional[int]): Inner-loop steps adapt() runs on the support
         set by default; None means the learner's own (0 for ProtoNet).
     adapt_learn_rate (Optional[float]): Step size of those inner-loop steps;
@@ -131,9 +135,15 @@ def make_few_shot_textcat(
     )
 
 
+class CatScores(NamedTuple):
+    """predict()'s output: the scores and the labels they belong to."""
+
+    labels: Tuple[str, ...]
+    scores: Floats2d  # (n_docs, n_labels)
+
+
 class FewShotTextCategorizer(TrainablePipe):
-    """Classify docs by their distance to class prototypes made from a few
-    examples per label.
+    """Classify docs by a classifier adapted from a few examples per label.
 
     DOCS: https://github.com/spacy-metalearn/spacy-metalearn#readme
     """
@@ -161,7 +171,7 @@ class FewShotTextCategorizer(TrainablePipe):
         name (str): The component instance name, used for losses and scores.
         nlp (Optional[Language]): The pipeline; adapt() uses its tokenizer, and
             the upstream component when the encoder is a listener.
-        learner (Learner): Turns an episode into a loss for update().
+        learner (Learner): Turns an episode into a loss, a support set into a classifier.
         exclusive_classes (bool): Softmax over labels (True) or independent sigmoids.
         threshold (Optional[float]): Score below which a label is not chosen.
         unknown_label (Optional[str]): Label set when no label is chosen, or None.
@@ -172,51 +182,45 @@ class FewShotTextCategorizer(TrainablePipe):
             or None for the learner's meta-learned one.
         scorer (Callable): The scoring method.
         """
-        if threshold is None:
-            threshold = 0.0 if exclusive_classes else 0.5
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(
-                Errors.E019.format(setting="threshold", requirement="in [0, 1]", value=threshold)
-            )
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
-                Errors.E019.format(
-                    setting="batch_size", requirement="an integer >= 1", value=batch_size
-                )
-            )
-        if unknown_label is not None:
-            _check_label(unknown_label)
         if not name or name.startswith(".") or any(sep in name for sep in ("/", "\\", os.sep)):
             # nlp.to_disk() saves the component in a folder of this name
             raise ValueError(Errors.E030.format(name=name))
+        if threshold is None:
+            threshold = 0.0 if exclusive_classes else 0.5
+        cfg = {
+            "exclusive_classes": exclusive_classes,
+            "threshold": threshold,
+            "unknown_label": unknown_label,
+            "batch_size": batch_size,
+            "adapt_steps": adapt_steps,
+            "adapt_learn_rate": adapt_learn_rate,
+        }
+        check_settings(cfg)
         self.vocab = vocab
         self.model = model
         self.name = name
         self.nlp = nlp
         self.learner = learner
         self.scorer = scorer
-        self.cfg: Dict[str, Any] = {
-            "exclusive_classes": exclusive_classes,
-            "threshold": float(threshold),
-            "unknown_label": unknown_label,
-            "batch_size": batch_size,
-        }
-        self.set_adaptation(adapt_steps, adapt_learn_rate)
-        self._prototypes = Prototypes.empty()
+        self.cfg: Dict[str, Any] = normalized_settings(cfg)
+        self.embedder = DocEmbedder(
+            model.get_ref("encoder"), vocab, nlp=nlp, name=name, batch_size=batch_size
+        )
+        self._adaptation = Adaptation.empty()
         self._warned_no_labels = False
 
     def set_adaptation(self, steps: Optional[int], learn_rate: Optional[float]) -> None:
         """Set how adapt() fits the support set by default: `steps` inner-loop
         steps (None: the learner's own) of size `learn_rate` (None: the
         learner's meta-learned one). Saved with the pipeline."""
-        _check_adaptation(steps, learn_rate)
-        self.cfg["adapt_steps"] = steps
-        self.cfg["adapt_learn_rate"] = None if learn_rate is None else float(learn_rate)
+        cfg = {**self.cfg, "adapt_steps": steps, "adapt_learn_rate": learn_rate}
+        check_settings(cfg)
+        self.cfg = normalized_settings(cfg)
 
     @property
-    def labels(self) -> tuple:
+    def labels(self) -> Tuple[str, ...]:
         """RETURNS (Tuple[str]): The labels, in the order of the scores."""
-        return self._prototypes.labels
+        return self._adaptation.labels
 
     @property
     def label_data(self) -> List[str]:
@@ -225,30 +229,32 @@ class FewShotTextCategorizer(TrainablePipe):
     @property
     def support_counts(self) -> Dict[str, int]:
         """RETURNS (Dict[str, int]): The number of support examples behind each label."""
-        return {label: int(n) for label, n in zip(self.labels, self._prototypes.counts)}
+        support_set = self._adaptation.support_set
+        return {label: int(n) for label, n in zip(support_set.labels, support_set.counts)}
 
-    def predict(self, docs: Iterable[Doc]):
-        """Score docs against the prototypes, without modifying them.
+    def predict(self, docs: Iterable[Doc]) -> Optional[CatScores]:
+        """Score docs with the current adaptation, without modifying them.
 
         docs (Iterable[Doc]): The documents to predict.
-        RETURNS (Optional[Floats2d]): (n_docs, n_labels) scores; empty docs
-            score 0.0 for every label. None when there are no labels yet.
+        RETURNS (Optional[CatScores]): The labels and (n_docs, n_labels) scores;
+            empty docs score 0.0 for every label. None when there are no labels yet.
         """
         docs = list(docs)
-        if not self.labels:
+        adaptation = self._adaptation  # one snapshot: labels and scores stay together
+        if not adaptation.labels:
             if not self._warned_no_labels:
                 warnings.warn(Warnings.W001.format(name=self.name), stacklevel=2)
                 self._warned_no_labels = True
             return None
-        xp = self.model.ops.xp
-        scores = xp.zeros((len(docs), len(self.labels)), dtype="float32")
         filled = [i for i, doc in enumerate(docs) if len(doc)]
+        scores = torch.zeros((len(docs), len(adaptation.labels)))
         if filled:
-            embeddings = self.model.get_ref("encoder").predict([docs[i] for i in filled])
-            scores[xp.asarray(filled)] = self.score_embeddings(embeddings)
-        return scores
+            embeddings = self.embedder.embed_docs([docs[i] for i in filled])
+            scores = scores.to(embeddings.device)
+            scores[filled] = self._scores(adaptation, embeddings)
+        return CatScores(adaptation.labels, torch2xp(scores))
 
-    def score_embeddings(self, embeddings):
+    def score_embeddings(self, embeddings: Floats2d) -> Floats2d:
         """Scores of the current labels for encoder outputs, as predict() gives
         them for the docs behind them (for evaluations that encode a test set
         once and score it against many adaptations).
@@ -256,41 +262,26 @@ class FewShotTextCategorizer(TrainablePipe):
         embeddings (Floats2d): (n_docs, width) outputs of the encoder.
         RETURNS (Floats2d): (n_docs, n_labels) scores.
         """
-        prototypes = self.model.ops.asarray2f(self._prototypes.means)
-        embeddings = self.model.ops.asarray2f(embeddings)
-        if embeddings.shape[1] != prototypes.shape[1]:
-            raise ValueError(
-                Errors.E020.format(stored=prototypes.shape[1], encoder=embeddings.shape[1])
-            )
-        logits = self._logits(embeddings, prototypes)
-        if self.cfg["exclusive_classes"]:
-            return self.model.ops.softmax(logits)
-        return self.model.ops.sigmoid(logits)
+        return torch2xp(self._scores(self._adaptation, xp2torch(embeddings)))
 
-    def _logits(self, embeddings, prototypes):
-        """Prototype distances, or the linear head that adapt(steps>0) fitted."""
-        store = self._prototypes
-        if store.head_weight is None or store.head_bias is None:
-            return self.model.get_ref("head").predict((embeddings, prototypes))
-        ops = self.model.ops
-        fitted = LinearHead(
-            xp2torch(ops.asarray2f(store.head_weight)), xp2torch(ops.asarray1f(store.head_bias))
-        )
-        with torch.no_grad():
-            return torch2xp(fitted.logits(self._head(), xp2torch(embeddings)))
+    def _scores(self, adaptation: Adaptation, embeddings: torch.Tensor) -> torch.Tensor:
+        width = adaptation.support_set.width
+        if embeddings.shape[1] != width:
+            raise ValueError(Errors.E020.format(stored=width, encoder=embeddings.shape[1]))
+        return adaptation.scores(embeddings, exclusive_classes=self.cfg["exclusive_classes"])
 
-    def set_annotations(self, docs: Iterable[Doc], scores) -> None:
+    def set_annotations(self, docs: Iterable[Doc], scores: Optional[CatScores]) -> None:
         """Write the scores to doc.cats.
 
         docs (Iterable[Doc]): The documents to modify.
-        scores: The scores to set, produced by predict().
+        scores (Optional[CatScores]): The labels and scores produced by predict().
         """
         if scores is None:
             return
-        scores = self.model.ops.to_numpy(scores)
+        values = self.model.ops.to_numpy(scores.scores)
         unknown = self.cfg["unknown_label"]
-        for doc, row in zip(docs, scores):
-            for label, score in zip(self.labels, row):
+        for doc, row in zip(docs, values):
+            for label, score in zip(scores.labels, row):
                 doc.cats[label] = float(score)
             if unknown is not None:
                 out_of_scope = len(doc) == 0 or row.max() < self.cfg["threshold"]
@@ -312,7 +303,8 @@ class FewShotTextCategorizer(TrainablePipe):
         drop (float): The dropout rate.
         sgd (thinc.api.Optimizer): The optimizer.
         losses (Dict[str, float]): Optional record of the loss during training.
-            Updated using the component name as the key.
+            Updated using the component name as the key: the query loss of the
+            adapted classifier, comparable across learners.
         RETURNS (Dict[str, float]): The updated losses dictionary.
         """
         if losses is None:
@@ -320,6 +312,10 @@ class FewShotTextCategorizer(TrainablePipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "FewShotTextCategorizer.update")
+        # empty docs carry nothing to learn from (predict() scores them 0.0)
+        examples = [eg for eg in examples if len(eg.predicted)]
+        if not examples:
+            return losses
         set_dropout_rate(self.model, drop)
         embeddings, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_embeddings = self.get_loss(examples, embeddings)
@@ -329,10 +325,11 @@ class FewShotTextCategorizer(TrainablePipe):
         losses[self.name] += loss
         return losses
 
-    def get_loss(self, examples: Iterable[Example], embeddings) -> tuple:
-        """The meta-learner's loss on one episode, and its gradient with respect
-        to the embeddings. The head's parameters have no backprop of their own
-        here: their gradients are accumulated into the head as a side effect.
+    def get_loss(self, examples: Iterable[Example], embeddings: Floats2d) -> Tuple[float, Floats2d]:
+        """The meta-learner's objective on one episode and its gradient with
+        respect to the embeddings; the head's gradients are added to its
+        parameters. The returned loss is the query cross-entropy of the
+        learner's adapted classifier (for every learner the same measure).
 
         examples (Iterable[Example]): The episode, marked by the episode batcher.
         embeddings (Floats2d): The encoder's output for the examples' docs.
@@ -343,23 +340,29 @@ class FewShotTextCategorizer(TrainablePipe):
         head = metric_head(head_model, requires_grad=True)
         all_embeddings = xp2torch(embeddings, requires_grad=True)
         device = all_embeddings.device
+        query_targets = torch.tensor(query_labels, device=device)
         output = self.learner(
             all_embeddings[support],
             torch.tensor(support_labels, device=device),
             all_embeddings[query],
-            torch.tensor(query_labels, device=device),
+            query_targets,
             head,
         )
         output.loss.backward()
         accumulate_head_gradients(head_model, head)
-        return float(output.loss.item()), torch2xp(all_embeddings.grad)
+        with torch.no_grad():
+            reported = torch.nn.functional.cross_entropy(output.query_logits, query_targets)
+        gradient = all_embeddings.grad
+        if gradient is None:  # a learner whose objective does not reach the embeddings
+            gradient = torch.zeros_like(all_embeddings)
+        return float(reported.item()), torch2xp(gradient)
 
     def add_label(self, label: str) -> int:
         """Few-shot labels are defined by their examples: use adapt()."""
         raise ValueError(Errors.E021.format(label=label))
 
     def remove_label(self, label: str) -> None:
-        """Forget a label and its prototype.
+        """Forget a label and its examples.
 
         label (str): The label to remove.
         """
@@ -367,178 +370,108 @@ class FewShotTextCategorizer(TrainablePipe):
             raise ValueError(
                 Errors.E009.format(label=label, name=self.name, labels=list(self.labels))
             )
-        self._prototypes = self._prototypes.remove(label)
+        support_set = self._adaptation.support_set.remove(label)
+        self._adaptation = build_adaptation(support_set, self.learner, self._head(), self._device())
 
     def adapt(
         self, data: SupportData, *, replace: bool = False, steps: Optional[int] = None
     ) -> Dict[str, Any]:
-        """Learn labels from a few examples each, with no training of the
-        encoder: each label's prototype is the mean embedding of its examples.
-        New labels are added; examples for an existing label refine its
-        prototype (adapting twice with halves equals adapting once with all).
-        With steps > 0, the learner's inner loop then fits a linear head to the
-        support set (starting from the prototypes for ProtoNet, Matching
-        Networks and Proto-MAML; from the meta-learned init for MAML and
-        Reptile). Atomic: on any error the component is left unchanged.
+        """Learn labels from a few examples each, without training the encoder.
 
-        data (Union[Mapping[str, Sequence[Union[str, Doc]]], Iterable[Example]]):
-            label -> example texts or Docs, or Examples whose cats give the labels.
+        Every example is encoded once and kept (as its embedding), so adapting
+        in parts gives what adapting once with everything gives. The classifier
+        is then built from all kept examples: the prototypes (or the learner's
+        instant classifier) or, with `steps` > 0, a linear head fitted by that
+        many inner-loop steps from the learner's start. Multi-label scores are
+        calibrated on the kept examples. Nothing changes unless it all succeeds.
+
+        data (SupportData): A mapping label -> texts (str or Doc), or Examples
+            whose cats give the labels.
         replace (bool): Forget all current labels first.
-        steps (Optional[int]): Inner-loop steps; None means the component's
-            adapt_steps setting, or if that is None the learner's own (0 for
-            ProtoNet and Matching Networks). 0 is the instant prototype
-            path. With steps > 0 the data must cover every label (or replace=True).
+        steps (Optional[int]): Inner-loop steps; None: the component's
+            adapt_steps setting, and if that is None the learner's own.
         RETURNS (Dict[str, Any]): {"added": {label: n}, "updated": {label: n},
             "removed": [labels]}, n being the number of examples used.
         """
-        if steps is None:
-            steps = self.cfg["adapt_steps"]
+        steps = self.cfg["adapt_steps"] if steps is None else steps
         if steps is None:
             steps = self.learner.inner_steps
-        if not isinstance(steps, int) or steps < 0:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(
                 Errors.E019.format(setting="steps", requirement="an integer >= 0", value=steps)
             )
-        support = self._collect_support(data)
-        base = Prototypes.empty() if replace else self._prototypes
-        if steps > 0:
-            uncovered = [label for label in base.labels if label not in support]
-            if uncovered:
-                raise ValueError(Errors.E027.format(steps=steps, labels=uncovered))
-        sums, counts, encoded = self._encode_support(support, keep_embeddings=steps > 0)
-        width = next(iter(sums.values())).shape[0]
-        if base.labels and base.width != width:
-            raise ValueError(Errors.E020.format(stored=base.width, encoder=width))
-        updated = base.add(sums, counts)
-        if steps > 0:
-            index = {label: i for i, label in enumerate(updated.labels)}
-            ids = [index[label] for label, items in support.items() for _ in items]
-            embeddings = torch.cat(encoded)
-            fitted = self.learner.adapt_head(
-                embeddings,
-                torch.tensor(ids, device=embeddings.device),
-                len(updated.labels),
-                self._head(),
-                steps,
-                learn_rate=self.cfg["adapt_learn_rate"],
-            )
-            updated = updated.with_head(fitted.weight.cpu().numpy(), fitted.bias.cpu().numpy())
+        if steps > 0 and not self.cfg["exclusive_classes"]:
+            raise ValueError(Errors.E032.format(steps=steps))
+        support = collect_support(
+            data,
+            exclusive_classes=self.cfg["exclusive_classes"],
+            unknown_label=self.cfg["unknown_label"],
+        )
+        base = SupportSet.empty() if replace else self._adaptation.support_set
+        labels, embeddings = self._embed_support(support)
+        if base.labels and base.width != embeddings.shape[1]:
+            raise ValueError(Errors.E020.format(stored=base.width, encoder=embeddings.shape[1]))
+        adaptation = fit_adaptation(
+            base.add(labels, embeddings.cpu().numpy()),
+            self.learner,
+            self._head(),
+            self._device(),
+            steps=steps,
+            learn_rate=self.cfg["adapt_learn_rate"],
+            calibrate=not self.cfg["exclusive_classes"],
+        )
+        counts = {label: len(items) for label, items in support.items()}
         result = {
             "added": {label: n for label, n in counts.items() if label not in base.labels},
             "updated": {label: n for label, n in counts.items() if label in base.labels},
-            "removed": [label for label in self.labels if label not in updated.labels],
+            "removed": [label for label in self.labels if label not in adaptation.labels],
         }
-        self._prototypes = updated
+        self._adaptation = adaptation
         return result
 
-    def _encode_support(self, support: Dict[str, List[Union[str, Doc]]], keep_embeddings: bool):
-        """Tokenize and encode the support set batch by batch, summing the
-        prepared embeddings of each label, so memory stays bounded by the batch.
+    def _embed_support(self, support: Dict[str, List[Any]]) -> Tuple[List[str], torch.Tensor]:
+        """Each support item's label and prepared embedding."""
+        labels = [label for label, items in support.items() for _ in items]
+        positions = [i for items in support.values() for i in range(len(items))]
+        docs = self.embedder.make_docs([item for items in support.values() for item in items])
+        for label, position, doc in zip(labels, positions, docs):
+            if len(doc) == 0:
+                raise ValueError(Errors.E006.format(label=label, index=position))
+        embeddings = prepare(self.embedder.embed_docs(docs), self._head().metric)
+        return labels, embeddings
 
-        RETURNS: per-label sums (float64) and counts, and the raw embeddings of
-            each batch in order when keep_embeddings (for an inner loop).
+    def fit_classifier(
+        self,
+        support: torch.Tensor,
+        support_labels: torch.Tensor,
+        n_way: int,
+        *,
+        steps: Optional[int] = None,
+        learn_rate: Optional[float] = None,
+    ) -> Classifier:
+        """A classifier for embedded support examples, fitted as adapt() fits
+        one (for evaluations that encode once and adapt many times).
+
+        support (torch.Tensor): (n_support, width) encoder outputs.
+        support_labels (torch.Tensor): (n_support,) class indices 0..n_way-1.
+        n_way (int): The number of classes.
+        steps (Optional[int]): Inner-loop steps; None: as adapt() does.
+        learn_rate (Optional[float]): Their step size; None: as adapt() does.
+        RETURNS (Classifier): Maps query embeddings to logits.
         """
-        metric = self._head().metric
-        items = [
-            (label, i, item) for label, texts in support.items() for i, item in enumerate(texts)
-        ]
-        sums: Dict[str, numpy.ndarray] = {}
-        counts: Dict[str, int] = {}
-        kept: List[torch.Tensor] = []
-        size = self.cfg["batch_size"]
-        for start in range(0, len(items), size):
-            batch = items[start : start + size]
-            docs = self._make_docs([item for _, _, item in batch])
-            for (label, position, _), doc in zip(batch, docs):
-                if len(doc) == 0:
-                    raise ValueError(Errors.E006.format(label=label, index=position))
-            encoded = self._embed(docs)
-            if keep_embeddings:
-                kept.append(encoded)
-            for (label, _, _), row in zip(batch, prepare(encoded, metric).double().cpu().numpy()):
-                sums[label] = sums[label] + row if label in sums else row
-                counts[label] = counts.get(label, 0) + 1
-        return sums, counts, kept
-
-    def _collect_support(self, data: SupportData) -> Dict[str, List[Union[str, Doc]]]:
-        """Validate adapt()'s input and group it as label -> items."""
-        support: Dict[str, List[Union[str, Doc]]] = {}
-        if isinstance(data, Mapping):
-            for label, texts in data.items():
-                self._check_adapt_label(label)
-                if isinstance(texts, (str, Doc)) or not isinstance(texts, Iterable):
-                    raise ValueError(Errors.E003.format(label=label, type=type(texts).__name__))
-                support[label] = list(texts)
-                if not support[label]:
-                    raise ValueError(Errors.E002.format(label=label))
-        elif isinstance(data, (str, Doc)) or not isinstance(data, Iterable):
-            raise ValueError(Errors.E008.format(type=type(data).__name__))
-        else:
-            for eg in data:
-                if not isinstance(eg, Example):
-                    raise ValueError(Errors.E008.format(type=type(eg).__name__))
-                labels = positive_labels(eg)
-                if not labels:
-                    raise ValueError(Errors.E007.format(cats=eg.reference.cats))
-                if self.cfg["exclusive_classes"] and len(labels) > 1:
-                    raise ValueError(Errors.E011.format(n=len(labels), labels=labels))
-                for label in labels:
-                    self._check_adapt_label(label)
-                    support.setdefault(label, []).append(eg.predicted)
-        if not support:
-            raise ValueError(Errors.E001)
-        for label, items in support.items():
-            for index, item in enumerate(items):
-                if not isinstance(item, (str, Doc)):
-                    raise ValueError(
-                        Errors.E004.format(type=type(item).__name__, label=label, index=index)
-                    )
-                if isinstance(item, str) and not item.strip():
-                    raise ValueError(Errors.E006.format(label=label, index=index))
-        return support
-
-    def _check_adapt_label(self, label: Any) -> None:
-        _check_label(label)
-        if label == self.cfg["unknown_label"]:
-            raise ValueError(Errors.E010.format(label=label))
-
-    def _make_docs(self, items: Sequence[Union[str, Doc]]) -> List[Doc]:
-        """Tokenize texts, and run the upstream component this component's
-        encoder listens to (if any), so the docs carry what the encoder reads."""
-        make_doc = self.nlp.make_doc if self.nlp is not None else _whitespace_doc(self.vocab)
-        docs = [item if isinstance(item, Doc) else make_doc(item) for item in items]
-        for upstream in self._upstream_components():
-            docs = list(upstream.pipe(docs, batch_size=self.cfg["batch_size"]))
-        return docs
-
-    def _upstream_components(self) -> List[Callable]:
-        if self.nlp is None:
-            return []
-        upstream = []
-        for name, component in self.nlp.pipeline:
-            if name == self.name:
-                break
-            if self.name in getattr(component, "listener_map", {}):
-                upstream.append(component)
-        return upstream
-
-    def _embed(self, docs: Sequence[Doc]) -> torch.Tensor:
-        """Encode docs in batches of `batch_size`, each doc once.
-
-        RETURNS (torch.Tensor): (n_docs, width) encoder outputs.
-        """
-        encoder = self.model.get_ref("encoder")
-        size = self.cfg["batch_size"]
-        batches = [
-            xp2torch(encoder.predict(list(docs[start : start + size])))
-            for start in range(0, len(docs), size)
-        ]
-        return torch.cat(batches) if batches else torch.zeros((0, 0))
+        steps = self.cfg["adapt_steps"] if steps is None else steps
+        steps = self.learner.inner_steps if steps is None else steps
+        learn_rate = self.cfg["adapt_learn_rate"] if learn_rate is None else learn_rate
+        prepared = prepare(support, self._head().metric)
+        return self.learner.adapt(
+            prepared, support_labels, n_way, self._head(), steps=steps, learn_rate=learn_rate
+        )
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
         """Score a batch of examples: spaCy's textcat scores (cats_score,
         cats_macro_f, ...) once the component has labels; before any adapt(),
-        episode accuracy on the examples' own labels (cats_episode_acc).
+        episode accuracy on the examples' own labels (cats_episode_acc),
+        adapting each episode as adapt() would.
 
         examples (Iterable[Example]): The examples to score.
         RETURNS (Dict[str, Any]): The scores.
@@ -558,14 +491,16 @@ class FewShotTextCategorizer(TrainablePipe):
             labels=labels,
             multi_label=not self.cfg["exclusive_classes"],
             threshold=self.cfg["threshold"],
-            embed=self._embed,
-            head=self._head(),
-            learner=self.learner,
+            embed=self.embedder.embed_docs,
+            fit=self.fit_classifier,
             **kwargs,
         )
 
     def _head(self) -> MetricHead:
         return metric_head(self.model.get_ref("head"))
+
+    def _device(self) -> torch.device:
+        return xp2torch(self.model.ops.alloc1f(1)).device
 
     def initialize(
         self,
@@ -573,8 +508,9 @@ class FewShotTextCategorizer(TrainablePipe):
         *,
         nlp: Optional[Language] = None,
     ) -> None:
-        """Initialize the model (loading the pretrained transformer, if any)
-        and forget all labels.
+        """Initialize the model (loading the pretrained transformer, if any),
+        set the inner-loop step sizes to the learner's initial ones, and forget
+        all labels.
 
         get_examples (Callable[[], Iterable[Example]]): Function that returns a
             representative sample of gold-standard Example objects.
@@ -583,25 +519,28 @@ class FewShotTextCategorizer(TrainablePipe):
         validate_get_examples(get_examples, "FewShotTextCategorizer.initialize")
         if nlp is not None:
             self.nlp = nlp
+            self.embedder.nlp = nlp
         docs = [eg.reference for eg in islice(get_examples(), 10)]
         try:
             self.model.initialize(X=docs)
         except OSError as e:  # what transformers raises for a model it cannot find
             raise ValueError(Errors.E029.format(name=self.name, error=str(e).rstrip("."))) from e
-        self._prototypes = Prototypes.empty()
+        set_inner_lr(self.model.get_ref("head"), self.learner.init_inner_lr)
+        self._adaptation = Adaptation.empty()
 
     def to_bytes(self, *, exclude: Iterable[str] = SimpleFrozenList()) -> bytes:
-        """Serialize the component, with its labels and prototypes.
+        """Serialize the component, with its labels and support set.
 
         exclude (Iterable[str]): String names of serialization fields to exclude.
         RETURNS (bytes): The serialized object.
         """
         self._validate_serialization_attrs()
+        support_set = self._adaptation.support_set
         serialize = {
             "cfg": lambda: srsly.json_dumps(self.cfg),
             "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
             "model": self.model.to_bytes,
-            "prototypes": self._prototypes.to_bytes,
+            "support": support_set.to_bytes,
         }
         return to_bytes(serialize, exclude)
 
@@ -615,8 +554,7 @@ class FewShotTextCategorizer(TrainablePipe):
         self._validate_serialization_attrs()
         data: Dict[str, bytes] = {}
         deserialize = {
-            key: (lambda b, key=key: data.__setitem__(key, b))
-            for key in ("cfg", "vocab", "model", "prototypes")
+            key: (lambda b, key=key: data.__setitem__(key, b)) for key in SERIALIZED
         }
         try:
             from_bytes(bytes_data, deserialize, exclude)
@@ -629,16 +567,17 @@ class FewShotTextCategorizer(TrainablePipe):
         self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()
     ) -> None:
         """Save the component to a directory: cfg (JSON), model (thinc msgpack),
-        prototypes (msgpack of labels, sums and counts).
+        support (msgpack of labels, embeddings and what was fitted on them).
 
         path (str / Path): Path to a directory, which will be created if it doesn't exist.
         exclude (Iterable[str]): String names of serialization fields to exclude.
         """
+        support_set = self._adaptation.support_set
         serialize = {
             "cfg": lambda p: srsly.write_json(p, self.cfg),
             "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
             "model": lambda p: p.write_bytes(self.model.to_bytes()),
-            "prototypes": lambda p: p.write_bytes(self._prototypes.to_bytes()),
+            "support": lambda p: p.write_bytes(support_set.to_bytes()),
         }
         to_disk(path, serialize, exclude)
 
@@ -652,50 +591,110 @@ class FewShotTextCategorizer(TrainablePipe):
         """
         path = Path(path)
         data: Dict[str, bytes] = {}
-        for key in ("cfg", "model", "prototypes"):
+        for key in ("cfg", "model", "support"):
             if key in exclude:
                 continue
             if not (path / key).is_file():
                 raise ValueError(Errors.E012.format(name=self.name, file=key, path=path))
             data[key] = (path / key).read_bytes()
-        if "vocab" not in exclude and (path / "vocab").exists():
-            self.vocab.from_disk(path / "vocab", exclude=exclude)
-        self._load(data, exclude, where=str(path))
+        vocab_path = path / "vocab"
+        load_vocab = None
+        if "vocab" not in exclude and vocab_path.exists():
+            load_vocab = lambda: self.vocab.from_disk(vocab_path, exclude=exclude)  # noqa: E731
+        self._load(data, exclude, where=str(path), load_vocab=load_vocab)
         return self
 
-    def _load(self, data: Dict[str, bytes], exclude: Iterable[str], where: str) -> None:
-        """Check everything before changing anything, then load."""
-        cfg, prototypes = self.cfg, self._prototypes
-        try:
-            if "cfg" in data:
+    def _load(
+        self,
+        data: Dict[str, bytes],
+        exclude: Iterable[str],
+        where: str,
+        load_vocab: Optional[Callable[[], Any]] = None,
+    ) -> None:
+        """Check everything that can be checked before changing anything; load
+        the model and vocab, putting them back as they were if either fails;
+        then swap in the new settings and support set."""
+        cfg, support_set = self.cfg, self._adaptation.support_set
+        if "cfg" in data:
+            try:
                 cfg = srsly.json_loads(data["cfg"])
                 if not isinstance(cfg, dict) or set(cfg) != set(self.cfg):
                     raise ValueError(f"expected the settings {sorted(self.cfg)}")
-        except ValueError as e:
-            raise ValueError(Errors.E013.format(name=self.name, file="cfg", error=e)) from e
-        try:
-            if "prototypes" in data:
-                prototypes = Prototypes.from_bytes(data["prototypes"])
-        except ValueError as e:
-            raise ValueError(Errors.E013.format(name=self.name, file="prototypes", error=e)) from e
-        if "vocab" in data and "vocab" not in exclude:
-            self.vocab.from_bytes(data["vocab"], exclude=exclude)
-        if "model" in data:
+                check_settings(cfg)
+            except ValueError as e:
+                raise ValueError(Errors.E013.format(name=self.name, file="cfg", error=e)) from e
+        if "support" in data:
             try:
-                self.model.from_bytes(data["model"])
-            except Exception as e:
-                raise ValueError(Errors.E013.format(name=self.name, file="model", error=e)) from e
-        self.cfg = cfg
-        self._prototypes = prototypes
+                support_set = SupportSet.from_bytes(data["support"])
+            except ValueError as e:
+                raise ValueError(Errors.E013.format(name=self.name, file="support", error=e)) from e
+        if "vocab" in data and "vocab" not in exclude:
+            load_vocab = lambda: self.vocab.from_bytes(data["vocab"], exclude=exclude)  # noqa: E731
+        model_backup = _model_bytes_or_none(self.model)
+        vocab_backup = self.vocab.to_bytes() if load_vocab is not None else None
+        try:
+            if "model" in data:
+                try:
+                    self.model.from_bytes(data["model"])
+                except Exception as e:
+                    raise ValueError(
+                        Errors.E013.format(name=self.name, file="model", error=e)
+                    ) from e
+            if load_vocab is not None:
+                load_vocab()
+            adaptation = build_adaptation(support_set, self.learner, self._head(), self._device())
+        except Exception:
+            if model_backup is not None:
+                self.model.from_bytes(model_backup)
+            if vocab_backup is not None:
+                self.vocab.from_bytes(vocab_backup)
+            raise
+        self.cfg = normalized_settings(cfg)
+        self.embedder.batch_size = self.cfg["batch_size"]
+        self._adaptation = adaptation
 
 
-def _check_adaptation(steps: Any, learn_rate: Any) -> None:
+def _model_bytes_or_none(model: Model) -> Optional[bytes]:
+    """The model's bytes, or None for a model that has nothing to lose yet
+    (not initialized, as in spacy.load before from_disk)."""
+    try:
+        return model.to_bytes()
+    except Exception:
+        return None
+
+
+def check_settings(cfg: Dict[str, Any]) -> None:
+    """Check the component's settings, from its config or a saved cfg."""
+    exclusive = cfg["exclusive_classes"]
+    if not isinstance(exclusive, bool):
+        raise ValueError(
+            Errors.E019.format(setting="exclusive_classes", requirement="a boolean", value=exclusive)
+        )
+    threshold = cfg["threshold"]
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not 0.0 <= threshold <= 1.0
+    ):
+        raise ValueError(
+            Errors.E019.format(setting="threshold", requirement="in [0, 1]", value=threshold)
+        )
+    batch_size = cfg["batch_size"]
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            Errors.E019.format(setting="batch_size", requirement="an integer >= 1", value=batch_size)
+        )
+    if cfg["unknown_label"] is not None:
+        check_label(cfg["unknown_label"])
+    steps, learn_rate = cfg["adapt_steps"], cfg["adapt_learn_rate"]
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
         raise ValueError(
             Errors.E019.format(setting="adapt_steps", requirement="an integer >= 0", value=steps)
         )
     if learn_rate is not None and (
-        not isinstance(learn_rate, (int, float)) or not 0 < learn_rate < float("inf")
+        isinstance(learn_rate, bool)
+        or not isinstance(learn_rate, (int, float))
+        or not 0 < learn_rate < float("inf")
     ):
         raise ValueError(
             Errors.E019.format(
@@ -704,10 +703,9 @@ def _check_adaptation(steps: Any, learn_rate: Any) -> None:
         )
 
 
-def _check_label(label: Any) -> None:
-    if not isinstance(label, str) or not label or label != label.strip():
-        raise ValueError(Errors.E005.format(label=label))
-
-
-def _whitespace_doc(vocab: Vocab) -> Callable[[str], Doc]:
-    return lambda text: Doc(vocab, words=text.split())
+def normalized_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    cfg = dict(cfg)
+    cfg["threshold"] = float(cfg["threshold"])
+    if cfg["adapt_learn_rate"] is not None:
+        cfg["adapt_learn_rate"] = float(cfg["adapt_learn_rate"])
+    return cfg

@@ -18,6 +18,5 @@ def make_head(metric="cosine"):
     return MetricHead(
         metric,
         log_scale=torch.zeros(1, requires_grad=True),
-        bias=torch.zeros(1, requires_grad=True),
         log_inner_lr=torch.full((2,), -1.0, requires_grad=True),
     )

@@ -1,13 +1,16 @@
 import torch
 
-from spacy_metalearn.learners.protonet import protonet_loss
+from spacy_metalearn.learners.protonet import ProtoNet
 from spacy_metalearn.registry import registry
 
 from .episode_tensors import make_head, random_episode
 
 
+protonet_loss = ProtoNet()
+
+
 def test_registered():
-    assert registry.meta_learners.get("spacy_metalearn.ProtoNet.v1")() is protonet_loss
+    assert isinstance(registry.meta_learners.get("spacy_metalearn.ProtoNet.v1")(), ProtoNet)
 
 
 def test_shapes_and_gradients_reach_embeddings_and_temperature():

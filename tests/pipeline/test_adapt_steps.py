@@ -58,15 +58,33 @@ def test_steps_change_predictions_and_steps_zero_goes_back_to_prototypes():
             assert a[label] == pytest.approx(b[label], abs=1e-6)
 
 
-def test_steps_need_every_label():
+@pytest.mark.parametrize("learner", ["protonet", "maml", "proto_maml"])
+def test_adapting_in_halves_with_steps_equals_adapting_once(learner):
+    """The fitted head is fitted on every example kept so far, from the start
+    those examples give, not on the last call's alone."""
+    first = {label: texts[:2] for label, texts in SUPPORT.items()}
+    second = {label: texts[2:] for label, texts in SUPPORT.items()}
+    halves = tiny_nlp(learner=LEARNERS[learner])
+    fs = halves.get_pipe("few_shot_textcat")
+    fs.adapt(first, steps=10)
+    fs.adapt(second, steps=10)
+    once = tiny_nlp(learner=LEARNERS[learner])
+    once.get_pipe("few_shot_textcat").adapt(SUPPORT, steps=10)
+    assert fs.support_counts == {label: 3 for label in SUPPORT}
+    for a, b in zip(cats(halves), cats(once)):
+        for label in a:
+            assert a[label] == pytest.approx(b[label], abs=1e-5)
+
+
+def test_a_new_label_with_steps_keeps_the_earlier_ones():
     nlp = tiny_nlp()
     fs = nlp.get_pipe("few_shot_textcat")
-    fs.adapt(SUPPORT)
-    with pytest.raises(ValueError, match=r"\[E027\].*\['refund', 'weather'\]"):
-        fs.adapt({"card_lost": ["card gone"]}, steps=5)
-    assert fs.support_counts == {label: 3 for label in SUPPORT}
-    fs.adapt({"card_lost": ["card gone"]}, steps=5, replace=True)
-    assert fs.labels == ("card_lost",)
+    fs.adapt({"card_lost": SUPPORT["card_lost"], "refund": SUPPORT["refund"]}, steps=10)
+    fs.adapt({"weather": SUPPORT["weather"]}, steps=10)
+    assert fs.labels == tuple(SUPPORT)
+    for label, texts in SUPPORT.items():
+        for doc in nlp.pipe(texts):
+            assert max(doc.cats, key=doc.cats.get) == label
 
 
 def test_remove_label_keeps_the_fitted_head_of_the_others():
@@ -133,7 +151,9 @@ def test_score_embeddings_is_what_predict_gives():
     fs.adapt(SUPPORT, steps=5)
     docs = [nlp.make_doc(text) for text in QUERIES]
     embeddings = fs.model.get_ref("encoder").predict(docs)
-    assert fs.score_embeddings(embeddings) == pytest.approx(fs.predict(docs), abs=1e-6)
+    predicted = fs.predict(docs)
+    assert predicted.labels == fs.labels
+    assert fs.score_embeddings(embeddings) == pytest.approx(predicted.scores, abs=1e-6)
 
 
 @pytest.mark.parametrize("steps,learn_rate", [(-1, None), (5, 0.0), (5, -1.0)])

@@ -291,19 +291,65 @@ def test_scorer_rejects_unknown_gold_labels():
         nlp.evaluate([eg])
 
 
+def episode_examples(nlp, texts_by_label):
+    return [
+        Example.from_dict(nlp.make_doc(t), {"cats": {label: 1.0}})
+        for label, texts in texts_by_label.items()
+        for t in texts
+    ]
+
+
 def test_scorer_without_labels_scores_episodes():
+    """Classes whose texts repeat one word each are told apart in every
+    episode; classes that share their texts are not."""
+    nlp = tiny_nlp()
+    distinct = {f"class{c}": [f"word{c} " * (1 + i % 3) for i in range(12)] for c in range(6)}
+    with pytest.warns(UserWarning, match="W001"):
+        scores = nlp.evaluate(episode_examples(nlp, distinct))
+    assert scores[EPISODE_ACC] == 1.0
+    assert "cats_score" not in scores
+    shared = {f"class{c}": [f"same text {i}" for i in range(12)] for c in range(6)}
+    assert nlp.evaluate(episode_examples(nlp, shared))[EPISODE_ACC] < 0.5
+
+
+def test_scorer_adapts_episodes_as_the_pipeline_adapts():
+    """Checkpoints are chosen by the accuracy the shipped pipeline will have:
+    each episode adapted with the component's adapt_steps and adapt_learn_rate."""
+    from ..util import synthetic_texts
+
+    nlp = tiny_nlp(adapt_steps=7, adapt_learn_rate=3.0)
+    fs = nlp.get_pipe("few_shot_textcat")
+    calls = []
+    adapt = fs.learner.adapt
+
+    def spy(*args, steps, learn_rate=None):
+        calls.append((steps, learn_rate))
+        return adapt(*args, steps=steps, learn_rate=learn_rate)
+
+    fs.learner.adapt = spy
+    with pytest.warns(UserWarning, match="W001"):
+        nlp.evaluate(episode_examples(nlp, synthetic_texts(6, 12, seed=1)))
+    assert len(calls) == 100 and set(calls) == {(7, 3.0)}
+
+
+def test_update_skips_empty_docs():
+    """An empty doc in an episode carries nothing to learn from: the update
+    runs on the rest (predict() likewise scores empty docs 0.0)."""
+    from spacy_metalearn.episodes import configure_episode_batcher
+
     from ..util import synthetic_texts
 
     nlp = tiny_nlp()
-    examples = [
-        Example.from_dict(nlp.make_doc(t), {"cats": {label: 1.0}})
-        for label, texts in synthetic_texts(6, 12, seed=1).items()
-        for t in texts
-    ]
-    with pytest.warns(UserWarning, match="W001"):
-        scores = nlp.evaluate(examples)
-    assert 0.0 <= scores[EPISODE_ACC] <= 1.0
-    assert "cats_score" not in scores
+    fs = nlp.get_pipe("few_shot_textcat")
+    examples = episode_examples(nlp, synthetic_texts(3, 6, seed=0))
+    episode = next(configure_episode_batcher(n_way=3, k_shot=2, n_query=2)(examples))
+    mark = episode[-1].predicted.user_data
+    empty = Doc(nlp.vocab, words=[])
+    empty.user_data.update(mark)
+    episode[-1] = Example(empty, episode[-1].reference)
+    losses = fs.update(episode, sgd=nlp.create_optimizer())
+    assert numpy.isfinite(losses["few_shot_textcat"]) and losses["few_shot_textcat"] > 0
+    assert fs.update([Example(empty, episode[-1].reference)])["few_shot_textcat"] == 0.0
 
 
 def test_listening_to_a_shared_tok2vec():

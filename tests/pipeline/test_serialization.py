@@ -24,9 +24,9 @@ def assert_same_cats(expected, got):
             assert a[label] == pytest.approx(b[label], abs=1e-6)
 
 
-def tamper_prototypes(pipeline_dir, tamper):
-    """Apply `tamper` to the stored prototypes (arrays made writable first)."""
-    path = pipeline_dir / "few_shot_textcat" / "prototypes"
+def tamper_support(pipeline_dir, tamper):
+    """Apply `tamper` to the stored support set (arrays made writable first)."""
+    path = pipeline_dir / "few_shot_textcat" / "support"
     msg = srsly.msgpack_loads(path.read_bytes())
     for key, value in msg.items():
         if isinstance(value, numpy.ndarray):
@@ -69,14 +69,15 @@ def test_component_bytes_round_trip(adapted):
 def test_saved_files_are_plain_formats(adapted, tmp_path):
     adapted.to_disk(tmp_path)
     folder = tmp_path / "few_shot_textcat"
-    assert sorted(p.name for p in folder.iterdir()) == ["cfg", "model", "prototypes"]
+    assert sorted(p.name for p in folder.iterdir()) == ["cfg", "model", "support"]
     assert srsly.read_json(folder / "cfg")["unknown_label"] == "oos"
-    stored = srsly.msgpack_loads((folder / "prototypes").read_bytes())
+    stored = srsly.msgpack_loads((folder / "support").read_bytes())
     assert stored["labels"] == list(SUPPORT)
-    assert stored["counts"].tolist() == [3, 3, 3]
+    assert stored["label_ids"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert stored["embeddings"].dtype == numpy.float32
 
 
-@pytest.mark.parametrize("file", ["prototypes", "model", "cfg"])
+@pytest.mark.parametrize("file", ["support", "model", "cfg"])
 def test_missing_file_names_it(adapted, tmp_path, file):
     adapted.to_disk(tmp_path)
     (tmp_path / "few_shot_textcat" / file).unlink()
@@ -84,7 +85,7 @@ def test_missing_file_names_it(adapted, tmp_path, file):
         spacy.load(tmp_path)
 
 
-@pytest.mark.parametrize("file", ["prototypes", "model", "cfg"])
+@pytest.mark.parametrize("file", ["support", "model", "cfg"])
 def test_truncated_file_names_it(adapted, tmp_path, file):
     adapted.to_disk(tmp_path)
     path = tmp_path / "few_shot_textcat" / file
@@ -96,19 +97,21 @@ def test_truncated_file_names_it(adapted, tmp_path, file):
 @pytest.mark.parametrize(
     "tamper,problem",
     [
-        (lambda m: m["sums"].__setitem__((0, 0), numpy.nan), "NaN or infinite"),
-        (lambda m: m["sums"].__setitem__((1, 2), numpy.inf), "NaN or infinite"),
-        (lambda m: m.__setitem__("counts", m["counts"][:2]), "3 labels but 3 prototype rows and 2"),
-        (lambda m: m["counts"].__setitem__(0, 0), "count of at least 1"),
+        (lambda m: m["embeddings"].__setitem__((0, 0), numpy.nan), "NaN or infinite"),
+        (lambda m: m["embeddings"].__setitem__((1, 2), numpy.inf), "NaN or infinite"),
+        (lambda m: m.__setitem__("label_ids", m["label_ids"][:8]), "9 embeddings but 8 label ids"),
+        (lambda m: m["label_ids"].__setitem__(0, 7), r"label ids must be in \[0, 3\)"),
+        (lambda m: m["label_ids"].__setitem__(slice(None), 0), "at least one example"),
         (lambda m: m.__setitem__("labels", ["a", "a", "b"]), "not unique"),
         (lambda m: m.__setitem__("labels", ["a", "", "b"]), "non-empty strings"),
-        (lambda m: m.__setitem__("sums", m["sums"].astype("float32")), "float64"),
-        (lambda m: m.__setitem__("format", 99), "unknown format"),
+        (lambda m: m.__setitem__("embeddings", m["embeddings"].astype("float64")), "float32"),
+        (lambda m: m.__setitem__("format", 1), "unknown format"),
+        (lambda m: m.__setitem__("calibration", [1.0, float("nan")]), "two finite numbers"),
     ],
 )
-def test_tampered_prototypes_are_refused(adapted, tmp_path, tamper, problem):
+def test_tampered_support_is_refused(adapted, tmp_path, tamper, problem):
     adapted.to_disk(tmp_path)
-    tamper_prototypes(tmp_path, tamper)
+    tamper_support(tmp_path, tamper)
     with pytest.raises(ValueError, match=rf"\[E013\].*\[E014\].*{problem}"):
         spacy.load(tmp_path)
 
@@ -117,11 +120,62 @@ def test_failed_load_leaves_component_unchanged(adapted, tmp_path):
     adapted.to_disk(tmp_path)
     before = cats_of(adapted)
     fs = adapted.get_pipe("few_shot_textcat")
-    (tmp_path / "few_shot_textcat" / "prototypes").write_bytes(b"\x93garbage")
+    (tmp_path / "few_shot_textcat" / "support").write_bytes(b"\x93garbage")
     with pytest.raises(ValueError, match=r"\[E013\]"):
         fs.from_disk(tmp_path / "few_shot_textcat")
     assert fs.labels == tuple(SUPPORT)
     assert_same_cats(before, cats_of(adapted))
+
+
+def all_params(model):
+    return [
+        layer.get_param(name).copy()
+        for layer in model.walk()
+        for name in layer.param_names
+        if layer.has_param(name)
+    ]
+
+
+def break_last_layer(model_bytes: bytes) -> bytes:
+    """The model's bytes with a dimension of its last layer changed: thinc sets
+    the earlier layers' parameters (the head's among them) before it refuses."""
+    msg = srsly.msgpack_loads(model_bytes)
+    for node in reversed(msg["nodes"]):
+        dims = {name: value for name, value in node["dims"].items() if value is not None}
+        if dims:
+            name = next(iter(dims))
+            node["dims"][name] = dims[name] + 1
+            break
+    return srsly.msgpack_dumps(msg)
+
+
+@pytest.mark.parametrize("via", ["disk", "bytes"])
+def test_failed_model_load_leaves_component_unchanged(via, tmp_path):
+    """A model file that fails half-way (the head set, then a layer refused)
+    leaves the live component's weights and cats as they were."""
+    source = tiny_nlp(seed=3)
+    source.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    target = tiny_nlp(seed=0)
+    fs = target.get_pipe("few_shot_textcat")
+    fs.adapt(SUPPORT)
+    before = cats_of(target)
+    weights = all_params(fs.model)
+    source_fs = source.get_pipe("few_shot_textcat")
+    if via == "disk":
+        source_fs.to_disk(tmp_path)
+        (tmp_path / "model").write_bytes(break_last_layer((tmp_path / "model").read_bytes()))
+        load = lambda: fs.from_disk(tmp_path)  # noqa: E731
+    else:
+        msg = srsly.msgpack_loads(source_fs.to_bytes())
+        msg["model"] = break_last_layer(msg["model"])
+        data = srsly.msgpack_dumps(msg)
+        load = lambda: fs.from_bytes(data)  # noqa: E731
+    with pytest.raises(ValueError, match=r"\[E013\].*'model'"):
+        load()
+    after = all_params(fs.model)
+    assert len(weights) == len(after) > 0
+    assert all(numpy.array_equal(a, b) for a, b in zip(weights, after))
+    assert_same_cats(before, cats_of(target))
 
 
 def test_spacy_package_installs_and_predicts_the_same(adapted, tmp_path):
@@ -171,6 +225,6 @@ def test_tampered_fitted_head_is_refused(tmp_path, tamper, problem):
     nlp = tiny_nlp()
     nlp.get_pipe("few_shot_textcat").adapt(SUPPORT, steps=5)
     nlp.to_disk(tmp_path)
-    tamper_prototypes(tmp_path, tamper)
+    tamper_support(tmp_path, tamper)
     with pytest.raises(ValueError, match=rf"\[E013\].*\[E014\].*{problem}"):
         spacy.load(tmp_path)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from spacy_metalearn.baselines import run_spacy_textcat
+
 
 from ..util import synthetic_texts
 
@@ -20,6 +20,7 @@ def load_script(name: str):
 
 
 benchmark = load_script("benchmark")
+run_spacy_textcat = load_script("baselines").run_spacy_textcat
 
 
 def write_folder(path: Path, pairs) -> None:

@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,54 @@ def test_same_seed_same_meta_pretraining_losses(tmp_path):
         performances.append(spacy.load(tmp_path / run / "model-last").meta["performance"])
     assert performances[0]["few_shot_textcat_loss"] > 0
     assert performances[0] == performances[1]
+
+
+@pytest.mark.parametrize("learner", LEARNER_CONFIGS)
+def test_shipped_configs_pass_debug_config(tmp_path, learner):
+    from spacy.cli.debug_config import debug_config
+
+    corpus = write_corpus(tmp_path / "c.spacy", synthetic_texts(2, 2, seed=0))
+    overrides = {"paths.train": str(corpus), "paths.dev": str(corpus)}
+    debug_config(CONFIGS / f"{learner}.cfg", overrides=overrides)  # exits on an error
+
+
+def multi_label_cats(model_bytes: bytes, support, queries, log_scale=None):
+    from ..util import tiny_nlp
+
+    nlp = tiny_nlp(exclusive_classes=False)
+    fs = nlp.get_pipe("few_shot_textcat")
+    fs.model.from_bytes(model_bytes)
+    if log_scale is not None:
+        fs.model.get_ref("head").set_param("log_scale", fs.model.ops.asarray1f([log_scale]))
+    fs.adapt(support)
+    return [doc.cats for doc in nlp.pipe(queries)]
+
+
+def test_multi_label_threshold_after_meta_pretraining(tmp_path):
+    """After meta-pretraining has moved the temperature, a multi-label score
+    of 0.5 still separates a doc's own label from the others on classes never
+    trained on, and the scores do not depend on the learned temperature: the
+    calibration is fitted on the support set at adapt()."""
+    from spacy.cli.train import train
+
+    train_path = write_corpus(tmp_path / "train.spacy", synthetic_texts(10, 12, seed=0))
+    config_path = tmp_path / "config.cfg"
+    tok2vec_config(max_steps=40).to_disk(config_path)
+    overrides = {"paths.train": str(train_path), "paths.dev": str(train_path)}
+    with pytest.warns(UserWarning, match="W001"):
+        train(config_path, tmp_path / "out", overrides=overrides)
+    trained = spacy.load(tmp_path / "out" / "model-last").get_pipe("few_shot_textcat")
+    log_scale = float(trained.model.get_ref("head").get_param("log_scale")[0])
+    assert abs(log_scale - math.log(10.0)) > 0.01  # training moved the temperature
+    held_out = synthetic_texts(4, 12, seed=5, first_class=200)
+    support = {label: texts[:5] for label, texts in held_out.items()}
+    queries = [(label, text) for label, texts in held_out.items() for text in texts[5:]]
+    model_bytes = trained.model.to_bytes()
+    cats = multi_label_cats(model_bytes, support, [text for _, text in queries])
+    own = [c[label] > 0.5 for (label, _), c in zip(queries, cats)]
+    others = [c[o] < 0.5 for (label, _), c in zip(queries, cats) for o in c if o != label]
+    assert sum(own) / len(own) > 0.8 and sum(others) / len(others) > 0.8, (own, others)
+    rescaled = multi_label_cats(model_bytes, support, [t for _, t in queries], log_scale + 1.5)
+    for a, b in zip(cats, rescaled):
+        for label in a:
+            assert a[label] == pytest.approx(b[label], abs=1e-5)

@@ -11,11 +11,9 @@ import spacy
 from spacy.training import Example
 from spacy.util import minibatch
 
+from spacy_metalearn.evaluation import accuracy
+
 Pairs = List[Tuple[str, str]]
-
-
-def accuracy(predicted: List[str], test: Pairs) -> float:
-    return 100.0 * sum(p == label for p, (_, label) in zip(predicted, test)) / len(test)
 
 
 def train_spacy_textcat(

@@ -1,0 +1,107 @@
+"""One adaptation of the component: the support set, the classifier built
+from it, and how its logits become scores. predict() reads one such snapshot,
+so its scores and labels always belong together, even while adapt() swaps in
+a new one."""
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+
+from .learners.base import Learner
+from .models.calibration import fit_calibration, leave_one_out_similarities
+from .models.classifiers import Classifier, LinearClassifier
+from .models.metric import MetricHead
+from .support_set import SupportSet
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """support_set (SupportSet): The examples and what was fitted on them.
+    classifier (Optional[Classifier]): Exclusive logits; None with no labels.
+    prototypes (Optional[torch.Tensor]): (n_labels, width) class means, for
+        multi-label similarities.
+    head (Optional[MetricHead]): The head's parameters when this was built.
+    """
+
+    support_set: SupportSet
+    classifier: Optional[Classifier] = None
+    prototypes: Optional[torch.Tensor] = None
+    head: Optional[MetricHead] = None
+
+    @classmethod
+    def empty(cls) -> "Adaptation":
+        return cls(SupportSet.empty())
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return self.support_set.labels
+
+    def scores(self, embeddings: torch.Tensor, *, exclusive_classes: bool) -> torch.Tensor:
+        """(n_docs, n_labels) scores: a softmax over the classifier's logits, or
+        calibrated independent sigmoids of the similarity to each prototype."""
+        assert self.classifier is not None and self.head is not None
+        with torch.no_grad():
+            if exclusive_classes:
+                return torch.softmax(self.classifier.logits(embeddings), dim=1)
+            slope, offset = self.support_set.calibration or (1.0, 0.0)
+            similarity = self.head.similarity(embeddings, self.prototypes)
+            return torch.sigmoid(slope * similarity + offset)
+
+
+def fit_adaptation(
+    support_set: SupportSet,
+    learner: Learner,
+    head: MetricHead,
+    device: torch.device,
+    *,
+    steps: int,
+    learn_rate: Optional[float],
+    calibrate: bool,
+) -> Adaptation:
+    """Fit what a support set needs (a linear head when `steps` > 0, the
+    multi-label calibration when `calibrate`) and build its classifier."""
+    if not support_set.labels:
+        return Adaptation(support_set)
+    support, labels = _tensors(support_set, device)
+    n_labels = len(support_set.labels)
+    if steps > 0:
+        fitted = learner.adapt(support, labels, n_labels, head, steps=steps, learn_rate=learn_rate)
+        assert isinstance(fitted, LinearClassifier)
+        support_set = support_set.with_head(
+            fitted.weight.cpu().numpy(), fitted.bias.cpu().numpy()
+        )
+    if calibrate:
+        support_set = support_set.with_calibration(
+            fit_calibration(*leave_one_out_similarities(support, labels, n_labels, head))
+        )
+    return build_adaptation(support_set, learner, head, device)
+
+
+def build_adaptation(
+    support_set: SupportSet, learner: Learner, head: MetricHead, device: torch.device
+) -> Adaptation:
+    """The classifier of a support set as saved: its fitted head, or the
+    learner's instant classifier (prototypes, or attention over the examples)."""
+    if not support_set.labels:
+        return Adaptation(support_set)
+    head = head.detached()
+    support, labels = _tensors(support_set, device)
+    n_labels = len(support_set.labels)
+    if support_set.head_weight is not None and support_set.head_bias is not None:
+        classifier: Classifier = LinearClassifier(
+            torch.tensor(support_set.head_weight, device=device),
+            torch.tensor(support_set.head_bias, device=device),
+            head.metric,
+        )
+    else:
+        classifier = learner.adapt(support, labels, n_labels, head, steps=0)
+    prototypes = torch.tensor(support_set.means, device=device)
+    return Adaptation(support_set, classifier, prototypes, head)
+
+
+def _tensors(support_set: SupportSet, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.tensor(support_set.embeddings, device=device),
+        torch.tensor(support_set.label_ids, device=device),
+    )

@@ -1,0 +1,98 @@
+"""Turning texts or docs into one embedding each: tokenize, run the upstream
+components the encoder listens to, and encode in length-sorted batches. One
+object serves adapt(), predict(), the scorer, evaluation and the scripts."""
+
+from typing import Callable, List, Optional, Sequence, Union
+
+import torch
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+from thinc.api import Model, xp2torch
+
+TextOrDoc = Union[str, Doc]
+
+
+class DocEmbedder:
+    """Embed texts or docs with a component's encoder.
+
+    encoder (thinc.api.Model): Maps a list of docs to a (n_docs, width) array.
+    vocab (Vocab): Vocabulary for whitespace tokenization when there is no pipeline.
+    nlp (Optional[Language]): The pipeline whose tokenizer makes docs from
+        texts, and whose upstream components feed a listening encoder.
+    name (str): The name of the component that owns the encoder (listeners
+        are found by it).
+    batch_size (int): Docs encoded at once.
+    """
+
+    def __init__(
+        self,
+        encoder: Model,
+        vocab: Vocab,
+        *,
+        nlp: Optional[Language] = None,
+        name: str = "",
+        batch_size: int = 64,
+    ) -> None:
+        self.encoder = encoder
+        self.vocab = vocab
+        self.nlp = nlp
+        self.name = name
+        self.batch_size = batch_size
+
+    def __call__(self, items: Sequence[TextOrDoc]) -> torch.Tensor:
+        """Embed texts or docs.
+
+        items (Sequence[Union[str, Doc]]): Texts are tokenized first; docs are
+            used as they are.
+        RETURNS (torch.Tensor): (n_items, width) embeddings, in the items' order.
+        """
+        return self.embed_docs(self.make_docs(items))
+
+    def make_docs(self, items: Sequence[TextOrDoc]) -> List[Doc]:
+        """Tokenize texts, and run the upstream components this encoder
+        listens to (if any), so the docs carry what the encoder reads."""
+        if self.nlp is not None:
+            make_doc: Callable[[str], Doc] = self.nlp.make_doc
+        else:
+            make_doc = lambda text: Doc(self.vocab, words=text.split())  # noqa: E731
+        docs = [item if isinstance(item, Doc) else make_doc(item) for item in items]
+        for upstream in self.upstream_components():
+            docs = list(upstream.pipe(docs, batch_size=self.batch_size))
+        return docs
+
+    def upstream_components(self) -> List[Callable]:
+        """The components before this one whose output this encoder listens to."""
+        if self.nlp is None:
+            return []
+        upstream = []
+        for name, component in self.nlp.pipeline:
+            if name == self.name:
+                break
+            if self.name in getattr(component, "listener_map", {}):
+                upstream.append(component)
+        return upstream
+
+    def embed_docs(self, docs: Sequence[Doc]) -> torch.Tensor:
+        """Encode docs in batches of `batch_size` docs of similar length (a
+        transformer pads a batch to its longest doc), each doc once.
+
+        RETURNS (torch.Tensor): (n_docs, width) encoder outputs, in the docs' order.
+        """
+        docs = list(docs)
+        if not docs:
+            return torch.zeros((0, 0))
+        order = length_order(docs)
+        batches = [
+            xp2torch(self.encoder.predict([docs[i] for i in order[start : start + self.batch_size]]))
+            for start in range(0, len(order), self.batch_size)
+        ]
+        sorted_embeddings = torch.cat(batches)
+        embeddings = torch.empty_like(sorted_embeddings)
+        embeddings[torch.as_tensor(order, device=embeddings.device)] = sorted_embeddings
+        return embeddings
+
+
+def length_order(docs: Sequence[Doc]) -> List[int]:
+    """Positions of the docs from shortest to longest (ties keep their order)."""
+    return sorted(range(len(docs)), key=lambda i: len(docs[i]))

@@ -1,0 +1,72 @@
+"""adapt()'s input: checked once, and grouped as label -> texts or docs."""
+
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from .episodes import positive_labels
+from .errors import Errors
+
+TextOrDoc = Union[str, Doc]
+SupportData = Union[Mapping[str, Sequence[TextOrDoc]], Iterable[Example]]
+
+
+def collect_support(
+    data: SupportData, *, exclusive_classes: bool, unknown_label: Optional[str]
+) -> Dict[str, List[TextOrDoc]]:
+    """Validate adapt()'s input and group it as label -> items.
+
+    data (SupportData): A mapping label -> texts (str or Doc), or Examples whose
+        cats give the labels.
+    exclusive_classes (bool): Whether an Example may carry one label only.
+    unknown_label (Optional[str]): The out-of-scope label, which cannot be adapted to.
+    RETURNS (Dict[str, List[Union[str, Doc]]]): The items of each label, in the
+        order given.
+    """
+    support: Dict[str, List[TextOrDoc]] = {}
+    if isinstance(data, Mapping):
+        for label, texts in data.items():
+            check_adapt_label(label, unknown_label)
+            if isinstance(texts, (str, Doc, Mapping)) or not isinstance(texts, Iterable):
+                raise ValueError(Errors.E003.format(label=label, type=type(texts).__name__))
+            support[label] = list(texts)
+            if not support[label]:
+                raise ValueError(Errors.E002.format(label=label))
+    elif isinstance(data, (str, Doc)) or not isinstance(data, Iterable):
+        raise ValueError(Errors.E008.format(type=type(data).__name__))
+    else:
+        for eg in data:
+            if not isinstance(eg, Example):
+                raise ValueError(Errors.E008.format(type=type(eg).__name__))
+            labels = positive_labels(eg)
+            if not labels:
+                raise ValueError(Errors.E007.format(cats=eg.reference.cats))
+            if exclusive_classes and len(labels) > 1:
+                raise ValueError(Errors.E011.format(n=len(labels), labels=labels))
+            for label in labels:
+                check_adapt_label(label, unknown_label)
+                support.setdefault(label, []).append(eg.predicted)
+    if not support:
+        raise ValueError(Errors.E001)
+    for label, items in support.items():
+        for index, item in enumerate(items):
+            if not isinstance(item, (str, Doc)):
+                raise ValueError(
+                    Errors.E004.format(type=type(item).__name__, label=label, index=index)
+                )
+            if isinstance(item, str) and not item.strip():
+                raise ValueError(Errors.E006.format(label=label, index=index))
+    return support
+
+
+def check_label(label: Any) -> None:
+    """A label is a non-empty string without surrounding whitespace."""
+    if not isinstance(label, str) or not label or label != label.strip():
+        raise ValueError(Errors.E005.format(label=label))
+
+
+def check_adapt_label(label: Any, unknown_label: Optional[str]) -> None:
+    check_label(label)
+    if label == unknown_label:
+        raise ValueError(Errors.E010.format(label=label))

@@ -1,0 +1,208 @@
+"""The support set as the component keeps it: every support example's
+(prepared) embedding with its label, plus what adapt() fitted on them. Keeping
+the examples, not only their class means, lets an inner loop fit every label
+after adapting in parts, and lets Matching Networks attend over the examples."""
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Optional, Sequence, Tuple
+
+import numpy
+import srsly
+
+from .errors import Errors
+
+FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class SupportSet:
+    """An immutable support set; changes return a new object, so a failed
+    adapt() leaves the component as it was.
+
+    labels (Tuple[str, ...]): The labels, in score order.
+    embeddings (numpy.ndarray): (n_support, width) float32 prepared embeddings,
+        in the order they were added.
+    label_ids (numpy.ndarray): (n_support,) int64 index into `labels` of each row.
+    head_weight (Optional[numpy.ndarray]): (n_labels, width) float32 rows of a
+        linear head fitted by adapt(steps=N > 0), or None.
+    head_bias (Optional[numpy.ndarray]): (n_labels,) float32 biases of that head.
+    calibration (Optional[Tuple[float, float]]): Slope and offset of the
+        multi-label scores, fitted on the support set, or None.
+    """
+
+    labels: Tuple[str, ...]
+    embeddings: numpy.ndarray
+    label_ids: numpy.ndarray
+    head_weight: Optional[numpy.ndarray] = None
+    head_bias: Optional[numpy.ndarray] = None
+    calibration: Optional[Tuple[float, float]] = None
+
+    @classmethod
+    def empty(cls) -> "SupportSet":
+        return cls((), numpy.zeros((0, 0), dtype="float32"), numpy.zeros((0,), dtype="int64"))
+
+    def __post_init__(self) -> None:
+        problem = (
+            _find_problem(self.labels, self.embeddings, self.label_ids)
+            or _find_head_problem(len(self.labels), self.width, self.head_weight, self.head_bias)
+            or _find_calibration_problem(self.calibration)
+        )
+        if problem:
+            raise ValueError(Errors.E014.format(problem=problem))
+
+    @property
+    def width(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    @property
+    def has_head(self) -> bool:
+        return self.head_weight is not None
+
+    @cached_property
+    def counts(self) -> numpy.ndarray:
+        """(n_labels,) int64 number of support examples of each label."""
+        return numpy.bincount(self.label_ids, minlength=len(self.labels)).astype("int64")
+
+    @cached_property
+    def means(self) -> numpy.ndarray:
+        """(n_labels, width) float32 prototypes, summed in float64."""
+        sums = numpy.zeros((len(self.labels), self.width), dtype="float64")
+        numpy.add.at(sums, self.label_ids, self.embeddings.astype("float64"))
+        return (sums / self.counts[:, None]).astype("float32")
+
+    def add(self, labels: Sequence[str], embeddings: numpy.ndarray) -> "SupportSet":
+        """Append examples: `labels[i]` is the label of row i. New labels come
+        after the existing ones, in order of first appearance. The fitted head
+        and calibration are dropped: they no longer match."""
+        names = list(self.labels) + [
+            label for label in dict.fromkeys(labels) if label not in self.labels
+        ]
+        index = {label: i for i, label in enumerate(names)}
+        ids = numpy.asarray([index[label] for label in labels], dtype="int64")
+        rows = numpy.asarray(embeddings, dtype="float32")
+        if self.labels:
+            rows = numpy.concatenate([self.embeddings, rows])
+            ids = numpy.concatenate([self.label_ids, ids])
+        return SupportSet(tuple(names), rows, ids)
+
+    def with_head(self, weight: numpy.ndarray, bias: numpy.ndarray) -> "SupportSet":
+        """The same examples with a fitted linear head, one row per label."""
+        return replace(self, head_weight=weight.astype("float32"), head_bias=bias.astype("float32"))
+
+    def with_calibration(self, calibration: Optional[Tuple[float, float]]) -> "SupportSet":
+        return replace(self, calibration=calibration)
+
+    def remove(self, label: str) -> "SupportSet":
+        """Without `label` and its examples; a fitted head keeps its other rows."""
+        keep = [i for i, name in enumerate(self.labels) if name != label]
+        if not keep:
+            return SupportSet.empty()
+        renumber = numpy.full(len(self.labels), -1, dtype="int64")
+        renumber[keep] = numpy.arange(len(keep))
+        rows = renumber[self.label_ids] >= 0
+        return SupportSet(
+            tuple(self.labels[i] for i in keep),
+            self.embeddings[rows],
+            renumber[self.label_ids[rows]],
+            self.head_weight[keep] if self.head_weight is not None else None,
+            self.head_bias[keep] if self.head_bias is not None else None,
+            self.calibration,
+        )
+
+    def to_bytes(self) -> bytes:
+        return srsly.msgpack_dumps(
+            {
+                "format": FORMAT_VERSION,
+                "labels": list(self.labels),
+                "embeddings": self.embeddings,
+                "label_ids": self.label_ids,
+                "head_weight": self.head_weight,
+                "head_bias": self.head_bias,
+                "calibration": None if self.calibration is None else list(self.calibration),
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "SupportSet":
+        """Read a support set, checking shape, type and values; raise ValueError
+        (E014) for anything inconsistent."""
+        try:
+            msg = srsly.msgpack_loads(data)
+        except Exception as e:
+            raise ValueError(Errors.E014.format(problem=f"not msgpack ({e})")) from e
+        if not isinstance(msg, dict) or msg.get("format") != FORMAT_VERSION:
+            raise ValueError(
+                Errors.E014.format(
+                    problem=f"unknown format (this version reads format {FORMAT_VERSION}; "
+                    "a support set saved by an older version must be adapted again)"
+                )
+            )
+        labels, embeddings, ids = msg.get("labels"), msg.get("embeddings"), msg.get("label_ids")
+        if not isinstance(labels, list) or not isinstance(embeddings, numpy.ndarray):
+            raise ValueError(Errors.E014.format(problem="labels or embeddings are missing"))
+        if not isinstance(ids, numpy.ndarray):
+            raise ValueError(Errors.E014.format(problem="label ids are missing"))
+        if len(labels) == 0:
+            return cls.empty()
+        calibration = msg.get("calibration")
+        if calibration is not None:
+            if not (isinstance(calibration, list) and len(calibration) == 2):
+                raise ValueError(Errors.E014.format(problem="calibration must be two numbers"))
+            calibration = tuple(calibration)
+        return cls(
+            tuple(labels),
+            embeddings,
+            ids,
+            msg.get("head_weight"),
+            msg.get("head_bias"),
+            calibration,
+        )
+
+
+def _find_problem(labels, embeddings: numpy.ndarray, label_ids: numpy.ndarray) -> str:
+    if any(not isinstance(label, str) or not label for label in labels):
+        return "labels must be non-empty strings"
+    if len(set(labels)) != len(labels):
+        return "labels are not unique"
+    if embeddings.ndim != 2 or embeddings.dtype != numpy.float32:
+        return f"embeddings must be a 2-d float32 array, not {embeddings.ndim}-d {embeddings.dtype}"
+    if label_ids.ndim != 1 or label_ids.dtype != numpy.int64:
+        return f"label ids must be a 1-d int64 array, not {label_ids.ndim}-d {label_ids.dtype}"
+    if embeddings.shape[0] != label_ids.shape[0]:
+        return f"{embeddings.shape[0]} embeddings but {label_ids.shape[0]} label ids"
+    if len(label_ids) and (label_ids.min() < 0 or label_ids.max() >= len(labels)):
+        return f"label ids must be in [0, {len(labels)})"
+    if len(labels) and len(numpy.unique(label_ids)) != len(labels):
+        return "every label needs at least one example"
+    if not numpy.isfinite(embeddings).all():
+        return "embeddings hold NaN or infinite values"
+    return ""
+
+
+def _find_head_problem(n_labels: int, width: int, weight, bias) -> str:
+    if weight is None and bias is None:
+        return ""
+    if not isinstance(weight, numpy.ndarray) or not isinstance(bias, numpy.ndarray):
+        return "the fitted head needs both a weight and a bias array"
+    if weight.shape != (n_labels, width) or bias.shape != (n_labels,):
+        return (
+            f"the fitted head has shapes {weight.shape} and {bias.shape}, "
+            f"not {(n_labels, width)} and {(n_labels,)}"
+        )
+    if weight.dtype != numpy.float32 or bias.dtype != numpy.float32:
+        return "the fitted head must be float32"
+    if not (numpy.isfinite(weight).all() and numpy.isfinite(bias).all()):
+        return "the fitted head holds NaN or infinite values"
+    return ""
+
+
+def _find_calibration_problem(calibration) -> str:
+    if calibration is None:
+        return ""
+    if len(calibration) != 2 or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and numpy.isfinite(v)
+        for v in calibration
+    ):
+        return "calibration must be two finite numbers"
+    return ""
