@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 
 .PHONY: install run test
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# the CPU build of torch first: an unpinned torch pulls a multi-GB CUDA build
-	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev,benchmark]"
+	# exact versions from constraints.txt: the CPU build of torch (an unpinned
+	# torch pulls a multi-GB CUDA build) and wheels that install in seconds
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,project]"
 	touch $@
 
 install: $(VENV)/.installed

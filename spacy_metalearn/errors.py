@@ -67,7 +67,7 @@ class Errors(metaclass=_MessagesWithCodes):
         "spacy-metalearn file ({error})."
     )
     E014 = (
-        "Stored prototypes are not consistent: {problem}. The saved component is "
+        "The stored support set is not consistent: {problem}. The saved component is "
         "damaged; adapt it again or restore it from a good copy."
     )
     E015 = (
@@ -90,8 +90,8 @@ class Errors(metaclass=_MessagesWithCodes):
     )
     E019 = "{setting} must be {requirement}, but got {value!r}."
     E020 = (
-        "The embedding width of the stored prototypes ({stored}) differs from "
-        "the encoder's output width ({encoder}). The prototypes were made with "
+        "The embedding width of the stored support set ({stored}) differs from "
+        "the encoder's output width ({encoder}). The support set was encoded with "
         "another encoder: adapt again with replace=True."
     )
     E021 = (
@@ -106,10 +106,6 @@ class Errors(metaclass=_MessagesWithCodes):
     E024 = "Cannot read '{path}': {problem}."
     E025 = "'{path}' already exists. Choose another output or pass --force to replace it."
     E026 = "The pipeline has no few_shot_textcat component (its components: {pipes})."
-    E027 = (
-        "adapt(steps={steps}) fits one head to every label, so it needs examples "
-        "for all of them, but got none for {labels}. Include them, or pass replace=True."
-    )
     E028 = "The data has no examples for the listed labels {labels}."
     E029 = (
         "Component '{name}' could not load its encoder: {error}. The name must be "

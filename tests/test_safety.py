@@ -67,5 +67,5 @@ def test_saving_writes_only_inside_the_folder(tmp_path):
     assert sorted(p.name for p in (tmp_path / "pipeline" / "few_shot_textcat").iterdir()) == [
         "cfg",
         "model",
-        "prototypes",
+        "support",
     ]

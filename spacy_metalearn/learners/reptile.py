@@ -1,8 +1,9 @@
 """Reptile (Nichol et al., 2018), over the classifier that adapt() starts from.
 
-Inner loop: k steps of SGD on the support set, phi_{i+1} = phi_i - alpha g_i,
-from theta = the prototypes' linear classifier (as in Proto-MAML), which the
-encoder and the temperature determine.
+Inner loop: k steps of SGD on the episode's task, support and queries alike
+(Reptile has no support/query split), phi_{i+1} = phi_i - alpha g_i, from
+theta = the support's prototypes as a linear classifier (as in Proto-MAML),
+which the encoder and the temperature determine.
 Meta-update: theta <- theta + epsilon (phi_k - theta).
 
 Written as a loss for spaCy's optimizer: 0.5 |theta - phi_k|^2 / alpha with
@@ -10,9 +11,11 @@ phi_k held constant has gradient (theta - phi_k) / alpha with respect to theta,
 so an optimizer step of size lr moves theta toward phi_k by epsilon =
 lr / alpha; the chain rule carries that move into the encoder and the
 temperature, which produce theta. The step sizes are not meta-learned. The
-queries are scored by phi_k (reported loss and accuracy), not trained on.
+reported query logits come from k steps on the support alone, as adapt()
+would give them, never from a classifier trained on those queries.
 """
 
+import torch
 from torch import Tensor
 
 from ..models.classifiers import LinearClassifier, prototype_start
@@ -45,12 +48,13 @@ class Reptile(Learner):
     ) -> LearnerOutput:
         step_sizes = head.log_inner_lr.exp().detach()
         theta = self.start(support, support_labels, n_classes(support_labels), head)
-        phi_start = LinearClassifier(theta.weight.detach(), theta.bias.detach(), theta.metric)
-        phi, _ = inner_loop(phi_start, support.detach(), support_labels, step_sizes, self.inner_steps)
+        start = LinearClassifier(theta.weight.detach(), theta.bias.detach(), theta.metric)
+        task = torch.cat([support, query]).detach()
+        task_labels = torch.cat([support_labels, query_labels])
+        phi, _ = inner_loop(start, task, task_labels, step_sizes, self.inner_steps)
         phi = LinearClassifier(phi.weight.detach(), phi.bias.detach(), phi.metric)
-        loss = reptile_loss(theta, phi, step_sizes)
-        logits = phi.logits(query)
-        return LearnerOutput(loss, logits)
+        adapted, _ = inner_loop(start, support.detach(), support_labels, step_sizes, self.inner_steps)
+        return LearnerOutput(reptile_loss(theta, phi, step_sizes), adapted.logits(query).detach())
 
 
 def reptile_loss(theta: LinearClassifier, phi: LinearClassifier, step_sizes: Tensor) -> Tensor:

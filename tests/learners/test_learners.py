@@ -146,21 +146,23 @@ def test_first_order_proto_maml_gradient():
 def test_reptile_gradient_is_the_papers_update():
     """theta <- theta + eps (phi_k - theta): the gradient of Reptile's objective
     is that of 0.5 |theta - phi_k|^2 / alpha with phi_k (k SGD steps on the
-    support from theta) held constant, carried into the support embeddings and
-    the temperature that make theta; the step sizes are not meta-learned."""
+    episode's support and queries from theta) held constant, carried into the
+    support embeddings and the temperature that make theta; the step sizes are
+    not meta-learned."""
     support, labels, query, query_labels = episode64()
     weight, bias = hand.proto_start(support, labels, LOG_SCALE)
-    phi_w, phi_b, _ = hand.sgd_steps(
-        weight, bias, support, labels, numpy.exp(LOG_INNER_LR), STEPS
-    )
+    alpha = numpy.exp(LOG_INNER_LR)
+    task, task_labels = numpy.concatenate([support, query]), numpy.concatenate([labels, query_labels])
+    phi_w, phi_b, _ = hand.sgd_steps(weight, bias, task, task_labels, alpha, STEPS)
+    adapted_w, adapted_b, _ = hand.sgd_steps(weight, bias, support, labels, alpha, STEPS)
     output = check(
         "spacy_metalearn.Reptile.v1",
         lambda s, q, ls, lr: hand.reptile_objective(
             s, labels, ls[0], numpy.array(LOG_INNER_LR), (phi_w, phi_b)
         ),
     )
-    # the reported logits are phi_k's on the queries, which it never trained on
-    expected = hand.normalize(query) @ phi_w.T + phi_b
+    # the reported logits come from k steps on the support alone, as adapt() gives
+    expected = hand.normalize(query) @ adapted_w.T + adapted_b
     assert numpy.allclose(output.query_logits.detach().numpy(), expected)
 
 

@@ -100,13 +100,20 @@ def test_same_seed_same_cats():
 TEXTS = [f"text number {i} about {word}" for i, word in enumerate("abcdefghij")]
 
 
+@pytest.fixture(scope="module")
+def nlp_pair():
+    """Two identical pipelines, reused across hypothesis examples (each
+    example replaces their labels)."""
+    return tiny_nlp(seed=0), tiny_nlp(seed=0)
+
+
 @settings(max_examples=15, deadline=None)
 @given(
     assignment=st.lists(st.sampled_from(["x", "y", "z"]), min_size=4, max_size=10),
     split=st.integers(min_value=1, max_value=9),
     order=st.randoms(use_true_random=False),
 )
-def test_incremental_adapt_is_order_independent(assignment, split, order):
+def test_incremental_adapt_is_order_independent(nlp_pair, assignment, split, order):
     """Adapting in two parts, in any order, equals adapting once with everything."""
     items = list(zip(TEXTS, assignment))
     shuffled = items[:]
@@ -119,7 +126,7 @@ def test_incremental_adapt_is_order_independent(assignment, split, order):
             data.setdefault(label, []).append(text)
         return data
 
-    whole, parts = NLP_PAIR
+    whole, parts = nlp_pair
     whole.get_pipe("few_shot_textcat").adapt(grouped(items), replace=True)
     fs = parts.get_pipe("few_shot_textcat")
     fs.adapt(grouped(shuffled[:split]), replace=True)
@@ -130,9 +137,6 @@ def test_incremental_adapt_is_order_independent(assignment, split, order):
         assert set(a) == set(b) == set(expected)
         for label in a:
             assert a[label] == pytest.approx(b[label], abs=1e-6)
-
-
-NLP_PAIR = (tiny_nlp(seed=0), tiny_nlp(seed=0))
 
 
 def test_unknown_encoder_name_says_what_works():
