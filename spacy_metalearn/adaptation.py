@@ -68,9 +68,7 @@ def fit_adaptation(
     if steps > 0:
         fitted = learner.adapt(support, labels, n_labels, head, steps=steps, learn_rate=learn_rate)
         assert isinstance(fitted, LinearClassifier)
-        support_set = support_set.with_head(
-            fitted.weight.cpu().numpy(), fitted.bias.cpu().numpy()
-        )
+        support_set = support_set.with_head(fitted.weight.cpu().numpy(), fitted.bias.cpu().numpy())
     if calibrate:
         support_set = support_set.with_calibration(
             fit_calibration(*leave_one_out_similarities(support, labels, n_labels, head))

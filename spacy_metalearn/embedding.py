@@ -32,7 +32,7 @@ class DocEmbedder:
         *,
         nlp: Optional[Language] = None,
         name: str = "",
-        batch_size: int = 64,
+        batch_size: int = 32,
     ) -> None:
         self.encoder = encoder
         self.vocab = vocab
@@ -84,7 +84,9 @@ class DocEmbedder:
             return torch.zeros((0, 0))
         order = length_order(docs)
         batches = [
-            xp2torch(self.encoder.predict([docs[i] for i in order[start : start + self.batch_size]]))
+            xp2torch(
+                self.encoder.predict([docs[i] for i in order[start : start + self.batch_size]])
+            )
             for start in range(0, len(order), self.batch_size)
         ]
         sorted_embeddings = torch.cat(batches)

@@ -32,7 +32,9 @@ class MatchingNetworks(Learner):
         query_labels: Tensor,
         head: MetricHead,
     ) -> LearnerOutput:
-        classifier = self.instant_classifier(support, support_labels, n_classes(support_labels), head)
+        classifier = self.instant_classifier(
+            support, support_labels, n_classes(support_labels), head
+        )
         log_probs = classifier.logits(query)
         return LearnerOutput(F.nll_loss(log_probs, query_labels), log_probs)
 

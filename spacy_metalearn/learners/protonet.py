@@ -25,7 +25,9 @@ class ProtoNet(Learner):
         query_labels: Tensor,
         head: MetricHead,
     ) -> LearnerOutput:
-        classifier = self.instant_classifier(support, support_labels, n_classes(support_labels), head)
+        classifier = self.instant_classifier(
+            support, support_labels, n_classes(support_labels), head
+        )
         logits = classifier.logits(query)  # (n_query, n_way)
         return LearnerOutput(F.cross_entropy(logits, query_labels), logits)
 

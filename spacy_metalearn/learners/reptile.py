@@ -53,7 +53,9 @@ class Reptile(Learner):
         task_labels = torch.cat([support_labels, query_labels])
         phi, _ = inner_loop(start, task, task_labels, step_sizes, self.inner_steps)
         phi = LinearClassifier(phi.weight.detach(), phi.bias.detach(), phi.metric)
-        adapted, _ = inner_loop(start, support.detach(), support_labels, step_sizes, self.inner_steps)
+        adapted, _ = inner_loop(
+            start, support.detach(), support_labels, step_sizes, self.inner_steps
+        )
         return LearnerOutput(reptile_loss(theta, phi, step_sizes), adapted.logits(query).detach())
 
 

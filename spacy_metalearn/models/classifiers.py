@@ -97,9 +97,7 @@ def prototype_start(
     if head.metric == "cosine":
         weight = scale * prepare(prototypes, "cosine")
         return LinearClassifier(weight, torch.zeros_like(weight[:, 0]), head.metric)
-    return LinearClassifier(
-        scale * 2 * prototypes, -scale * prototypes.pow(2).sum(1), head.metric
-    )
+    return LinearClassifier(scale * 2 * prototypes, -scale * prototypes.pow(2).sum(1), head.metric)
 
 
 def zero_start(

@@ -16,9 +16,7 @@ InT = Tuple[Floats2d, Floats2d]
 
 
 @registry.architectures("spacy_metalearn.PrototypeHead.v2")
-def build_prototype_head(
-    metric: str = "cosine", init_scale: float = 10.0
-) -> Model[InT, Floats2d]:
+def build_prototype_head(metric: str = "cosine", init_scale: float = 10.0) -> Model[InT, Floats2d]:
     """Score embeddings against prototypes by a distance, with a learned
     temperature. Also holds the inner loop's per-layer step sizes, which the
     component initializes from its learner's `init_inner_lr`.

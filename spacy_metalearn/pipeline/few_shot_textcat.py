@@ -20,7 +20,7 @@ from thinc.api import Config, Model, set_dropout_rate, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..adaptation import Adaptation, build_adaptation, fit_adaptation
-from ..embedding import DocEmbedder
+from ..embedding import DocEmbedder, length_order
 from ..episodes import split_episode
 from ..errors import Errors, Warnings
 from ..learners.base import Learner
@@ -69,7 +69,7 @@ DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
         "exclusive_classes": True,
         "threshold": None,
         "unknown_label": None,
-        "batch_size": 64,
+        "batch_size": 32,
         "adapt_steps": None,
         "adapt_learn_rate": None,
         "scorer": {"@scorers": "spacy_metalearn.few_shot_scorer.v1"},
@@ -112,7 +112,7 @@ def make_few_shot_textcat(
         None means 0.0 when exclusive, 0.5 otherwise.
     unknown_label (Optional[str]): Name of a label set to 1.0 when no label
         reaches the threshold (out of scope), or None.
-    batch_size (int): Docs encoded at once.
+    batch_size (int): Docs encoded at once, in batches of similar length.
     adapt_steps (Optional[int]): Inner-loop steps adapt() runs on the support
         set by default; None means the learner's own (0 for ProtoNet).
     adapt_learn_rate (Optional[float]): Step size of those inner-loop steps;
@@ -159,7 +159,7 @@ class FewShotTextCategorizer(TrainablePipe):
         exclusive_classes: bool = True,
         threshold: Optional[float] = None,
         unknown_label: Optional[str] = None,
-        batch_size: int = 64,
+        batch_size: int = 32,
         adapt_steps: Optional[int] = None,
         adapt_learn_rate: Optional[float] = None,
         scorer: Callable,
@@ -317,13 +317,35 @@ class FewShotTextCategorizer(TrainablePipe):
         if not examples:
             return losses
         set_dropout_rate(self.model, drop)
-        embeddings, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        embeddings, backprop = self._begin_update([eg.predicted for eg in examples])
         loss, d_embeddings = self.get_loss(examples, embeddings)
         backprop(d_embeddings)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    def _begin_update(self, docs: List[Doc]) -> Tuple[Floats2d, Callable]:
+        """The model's forward pass over an episode in length-sorted batches of
+        `batch_size` (a transformer pads a batch to its longest doc). A
+        listening encoder gets the episode whole: its upstream component ran
+        on the whole batch."""
+        if self.embedder.upstream_components():
+            return self.model.begin_update(docs)
+        order = length_order(docs)
+        chunks = [
+            order[i : i + self.cfg["batch_size"]]
+            for i in range(0, len(order), self.cfg["batch_size"])
+        ]
+        passes = [self.model.begin_update([docs[i] for i in chunk]) for chunk in chunks]
+        xp = self.model.ops.xp
+        embeddings = xp.concatenate([output for output, _ in passes])[xp.argsort(xp.asarray(order))]
+
+        def backprop(d_embeddings: Floats2d) -> None:
+            for chunk, (_, backprop_chunk) in zip(chunks, passes):
+                backprop_chunk(d_embeddings[xp.asarray(chunk)])
+
+        return embeddings, backprop
 
     def get_loss(self, examples: Iterable[Example], embeddings: Floats2d) -> Tuple[float, Floats2d]:
         """The meta-learner's objective on one episode and its gradient with
@@ -553,9 +575,7 @@ class FewShotTextCategorizer(TrainablePipe):
         """
         self._validate_serialization_attrs()
         data: Dict[str, bytes] = {}
-        deserialize = {
-            key: (lambda b, key=key: data.__setitem__(key, b)) for key in SERIALIZED
-        }
+        deserialize = {key: (lambda b, key=key: data.__setitem__(key, b)) for key in SERIALIZED}
         try:
             from_bytes(bytes_data, deserialize, exclude)
         except Exception as e:
@@ -668,7 +688,9 @@ def check_settings(cfg: Dict[str, Any]) -> None:
     exclusive = cfg["exclusive_classes"]
     if not isinstance(exclusive, bool):
         raise ValueError(
-            Errors.E019.format(setting="exclusive_classes", requirement="a boolean", value=exclusive)
+            Errors.E019.format(
+                setting="exclusive_classes", requirement="a boolean", value=exclusive
+            )
         )
     threshold = cfg["threshold"]
     if (
@@ -682,7 +704,9 @@ def check_settings(cfg: Dict[str, Any]) -> None:
     batch_size = cfg["batch_size"]
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(
-            Errors.E019.format(setting="batch_size", requirement="an integer >= 1", value=batch_size)
+            Errors.E019.format(
+                setting="batch_size", requirement="an integer >= 1", value=batch_size
+            )
         )
     if cfg["unknown_label"] is not None:
         check_label(cfg["unknown_label"])

@@ -82,7 +82,9 @@ def proto_start(support, labels, log_scale):
     return weight, numpy.zeros(n)
 
 
-def proto_maml_loss(support, labels, query, query_labels, log_scale, log_inner_lr, steps, frozen=None):
+def proto_maml_loss(
+    support, labels, query, query_labels, log_scale, log_inner_lr, steps, frozen=None
+):
     """Triantafillou et al.: MAML from the prototypes' linear head."""
     weight, bias = proto_start(support, labels, log_scale)
     weight, bias, _ = sgd_steps(
@@ -96,7 +98,9 @@ def reptile_objective(support, labels, log_scale, log_inner_lr, phi):
     theta is (theta - phi) / alpha, Nichol et al.'s update direction."""
     weight, bias = proto_start(support, labels, log_scale)
     alpha = numpy.exp(log_inner_lr)
-    return 0.5 * (((weight - phi[0]) ** 2).sum() / alpha[0] + ((bias - phi[1]) ** 2).sum() / alpha[1])
+    return 0.5 * (
+        ((weight - phi[0]) ** 2).sum() / alpha[0] + ((bias - phi[1]) ** 2).sum() / alpha[1]
+    )
 
 
 def numeric_gradient(function, x):

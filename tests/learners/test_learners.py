@@ -132,9 +132,7 @@ def test_first_order_proto_maml_gradient():
     prototypes) still depends on the support."""
     support, labels, query, query_labels = episode64()
     weight, bias = hand.proto_start(support, labels, LOG_SCALE)
-    _, _, frozen = hand.sgd_steps(
-        weight, bias, support, labels, numpy.exp(LOG_INNER_LR), STEPS
-    )
+    _, _, frozen = hand.sgd_steps(weight, bias, support, labels, numpy.exp(LOG_INNER_LR), STEPS)
     check(
         "spacy_metalearn.ProtoMAML.v1 first order",
         lambda s, q, ls, lr: hand.proto_maml_loss(
@@ -152,7 +150,10 @@ def test_reptile_gradient_is_the_papers_update():
     support, labels, query, query_labels = episode64()
     weight, bias = hand.proto_start(support, labels, LOG_SCALE)
     alpha = numpy.exp(LOG_INNER_LR)
-    task, task_labels = numpy.concatenate([support, query]), numpy.concatenate([labels, query_labels])
+    task, task_labels = (
+        numpy.concatenate([support, query]),
+        numpy.concatenate([labels, query_labels]),
+    )
     phi_w, phi_b, _ = hand.sgd_steps(weight, bias, task, task_labels, alpha, STEPS)
     adapted_w, adapted_b, _ = hand.sgd_steps(weight, bias, support, labels, alpha, STEPS)
     output = check(
@@ -173,7 +174,9 @@ def test_reptile_step_moves_the_start_toward_the_adapted_weights():
         torch.zeros(3, requires_grad=True),
         "cosine",
     )
-    phi = LinearClassifier(torch.randn(3, 8, generator=gen), torch.randn(3, generator=gen), "cosine")
+    phi = LinearClassifier(
+        torch.randn(3, 8, generator=gen), torch.randn(3, generator=gen), "cosine"
+    )
     alpha = torch.tensor([2.0, 4.0])
     reptile_loss(theta, phi, alpha).backward()
     assert torch.allclose(theta.weight.grad, (theta.weight.detach() - phi.weight) / alpha[0])

@@ -5,7 +5,6 @@ from spacy_metalearn.registry import registry
 
 from .episode_tensors import make_head, random_episode
 
-
 protonet_loss = ProtoNet()
 
 

@@ -9,7 +9,9 @@ from spacy_metalearn.models.metric import MetricHead, class_prototypes, prepare
 
 
 def make_head(metric, scale=2.0):
-    return MetricHead(metric, log_scale=torch.tensor([math.log(scale)]), log_inner_lr=torch.zeros(2))
+    return MetricHead(
+        metric, log_scale=torch.tensor([math.log(scale)]), log_inner_lr=torch.zeros(2)
+    )
 
 
 def test_class_prototypes_are_class_means():
@@ -56,4 +58,6 @@ def test_head_layer_backprop_matches_finite_differences(metric):
         shifted[i, j] += eps
         numeric = ((head.predict((shifted, prototypes)) - logits) * d_logits).sum() / eps
         assert d_query[i, j] == pytest.approx(numeric, rel=0.05, abs=1e-2)
-    assert head.get_grad("log_scale")[0] == pytest.approx(float((logits * d_logits).sum()), rel=1e-4)
+    assert head.get_grad("log_scale")[0] == pytest.approx(
+        float((logits * d_logits).sum()), rel=1e-4
+    )

@@ -5,8 +5,6 @@ from pathlib import Path
 
 import pytest
 
-
-
 from ..util import synthetic_texts
 
 ROOT = Path(__file__).parent.parent.parent
