@@ -127,3 +127,9 @@ class Errors(metaclass=_MessagesWithCodes):
         "a multi-label few_shot_textcat (exclusive_classes = false) scores by "
         "calibrated similarity to each label's prototype. Use steps=0."
     )
+    E033 = (
+        "Cannot load component '{name}': its saved transformer carries {problem}, "
+        "which could run code or write files on load. A spacy-metalearn pipeline "
+        "never needs that: refusing to load '{file}'. Save the pipeline again from "
+        "a trusted copy."
+    )

@@ -1,5 +1,8 @@
+import json
 import pathlib
 import pickle
+import re
+from pathlib import Path
 
 import pytest
 import spacy
@@ -69,3 +72,82 @@ def test_saving_writes_only_inside_the_folder(tmp_path):
         "model",
         "support",
     ]
+
+
+@pytest.fixture(scope="module")
+def transformer_component_bytes():
+    """The bytes of an initialized few_shot_textcat with its own transformer."""
+    nlp = spacy.blank("en")
+    fs = nlp.add_pipe("few_shot_textcat")
+    nlp.initialize()
+    return fs.to_bytes(exclude=["vocab"])
+
+
+def tamper_tokenizer(component_bytes: bytes, tamper) -> bytes:
+    """Apply `tamper` to the tokenizer entries saved inside the transformer."""
+    component = srsly.msgpack_loads(component_bytes)
+    model = srsly.msgpack_loads(component["model"])
+    for shims in model["shims"]:
+        for i, shim_bytes in enumerate(shims):
+            shim = srsly.msgpack_loads(shim_bytes)
+            if isinstance(shim, dict) and "tokenizer" in shim:
+                tamper(shim["tokenizer"])
+                shims[i] = srsly.msgpack_dumps(shim)
+    component["model"] = srsly.msgpack_dumps(model)
+    return srsly.msgpack_dumps(component)
+
+
+def remote_code(marker: Path):
+    code = f"open({str(marker)!r}, 'w').write('ran')\n"
+
+    def tamper(tokenizer):
+        config = json.loads(tokenizer["tokenizer_config.json"])
+        config["auto_map"] = {"AutoTokenizer": ["evil_tokenizer.EvilTokenizer", None]}
+        tokenizer["tokenizer_config.json"] = json.dumps(config).encode("utf8")
+        tokenizer["evil_tokenizer.py"] = code.encode("utf8")
+        tokenizer["kwargs"] = {**tokenizer.get("kwargs", {}), "trust_remote_code": True}
+
+    return tamper
+
+
+def escaping_file(target: Path):
+    def tamper(tokenizer):
+        tokenizer[str(target)] = b"written outside the pipeline"
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    "payload,problem",
+    [(remote_code, "'trust_remote_code' in the tokenizer's settings"), (escaping_file, "a path")],
+)
+def test_transformer_payload_that_could_run_code_is_refused(
+    transformer_component_bytes, tmp_path, payload, problem
+):
+    """A saved transformer whose tokenizer files or settings could run code or
+    write outside a temporary folder is refused before spacy-transformers
+    sees it, and nothing runs or is written."""
+    target = tmp_path / "outside.txt"
+    data = tamper_tokenizer(transformer_component_bytes, payload(target))
+    nlp = spacy.blank("en")
+    fs = nlp.add_pipe("few_shot_textcat")
+    with pytest.raises(ValueError, match=rf"\[E033\].*{re.escape(problem)}"):
+        fs.from_bytes(data, exclude=["vocab"])
+    assert not target.exists()
+
+
+def test_payload_check_names_each_kind_of_entry():
+    from spacy_metalearn.payload import find_code_in_model
+
+    def model_with(tokenizer, config=None):
+        shim = srsly.msgpack_dumps({"config": config or {}, "tokenizer": tokenizer})
+        return srsly.msgpack_dumps({"nodes": [], "params": [], "shims": [[shim]]})
+
+    assert find_code_in_model(model_with({"vocab.txt": b"a\nb"})) is None
+    assert "'../vocab.txt'" in find_code_in_model(model_with({"../vocab.txt": b""}))
+    assert "code file 'x.py'" in find_code_in_model(model_with({"x.py": b""}))
+    auto_map = json.dumps({"auto_map": {"AutoTokenizer": "x.Y"}}).encode()
+    assert "'auto_map' in the tokenizer file" in find_code_in_model(
+        model_with({"tokenizer_config.json": auto_map})
+    )
+    assert "its config" in find_code_in_model(model_with({}, {"auto_map": {"AutoModel": "x.Y"}}))

@@ -27,6 +27,7 @@ from ..learners.base import Learner
 from ..models.classifiers import Classifier
 from ..models.head import accumulate_head_gradients, metric_head, set_inner_lr
 from ..models.metric import MetricHead, prepare
+from ..payload import find_code_in_model
 from ..scoring import EPISODE_ACC, unknown_gold_labels
 from ..support import SupportData, check_label, collect_support
 from ..support_set import SupportSet
@@ -648,6 +649,10 @@ class FewShotTextCategorizer(TrainablePipe):
                 support_set = SupportSet.from_bytes(data["support"])
             except ValueError as e:
                 raise ValueError(Errors.E013.format(name=self.name, file="support", error=e)) from e
+        if "model" in data:
+            problem = find_code_in_model(data["model"])
+            if problem:
+                raise ValueError(Errors.E033.format(name=self.name, problem=problem, file="model"))
         if "vocab" in data and "vocab" not in exclude:
             load_vocab = lambda: self.vocab.from_bytes(data["vocab"], exclude=exclude)  # noqa: E731
         model_backup = _model_bytes_or_none(self.model)
