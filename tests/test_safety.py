@@ -151,3 +151,46 @@ def test_payload_check_names_each_kind_of_entry():
         model_with({"tokenizer_config.json": auto_map})
     )
     assert "its config" in find_code_in_model(model_with({}, {"auto_map": {"AutoModel": "x.Y"}}))
+
+
+def tamper_transformer_state(component_bytes: bytes, tamper) -> bytes:
+    """Apply `tamper` to the transformer's saved state dict."""
+    import io
+
+    import torch
+
+    component = srsly.msgpack_loads(component_bytes)
+    model = srsly.msgpack_loads(component["model"])
+    for shims in model["shims"]:
+        for i, shim_bytes in enumerate(shims):
+            shim = srsly.msgpack_loads(shim_bytes)
+            if isinstance(shim, dict) and "state" in shim:
+                state = torch.load(io.BytesIO(shim["state"]))
+                tamper(state)
+                buffer = io.BytesIO()
+                torch.save(state, buffer)
+                shim["state"] = buffer.getvalue()
+                shims[i] = srsly.msgpack_dumps(shim)
+    component["model"] = srsly.msgpack_dumps(model)
+    return srsly.msgpack_dumps(component)
+
+
+def nan_weight(state):
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] = float("nan")
+
+
+def missing_weight(state):
+    del state[next(k for k in state if k.endswith("weight"))]
+
+
+@pytest.mark.parametrize(
+    "tamper,problem", [(nan_weight, "NaN or infinity"), (missing_weight, "do not fit")]
+)
+def test_bad_transformer_weights_are_refused(transformer_component_bytes, tamper, problem):
+    data = tamper_transformer_state(transformer_component_bytes, tamper)
+    nlp = spacy.blank("en")
+    fs = nlp.add_pipe("few_shot_textcat")
+    with pytest.raises(ValueError, match=rf"\[E013\].*'model'.*{problem}"):
+        fs.from_bytes(data, exclude=["vocab"])

@@ -26,7 +26,7 @@ from ..errors import Errors, Warnings
 from ..learners.base import Learner
 from ..models.classifiers import Classifier
 from ..models.head import accumulate_head_gradients, metric_head, set_inner_lr
-from ..models.metric import MetricHead, prepare
+from ..models.metric import MetricHead, check_metric, prepare
 from ..payload import find_code_in_model
 from ..scoring import EPISODE_ACC, unknown_gold_labels
 from ..support import SupportData, check_label, collect_support
@@ -649,6 +649,9 @@ class FewShotTextCategorizer(TrainablePipe):
                 support_set = SupportSet.from_bytes(data["support"])
             except ValueError as e:
                 raise ValueError(Errors.E013.format(name=self.name, file="support", error=e)) from e
+        if cfg["unknown_label"] in support_set.labels:
+            error = ValueError(Errors.E010.format(label=cfg["unknown_label"]))
+            raise ValueError(Errors.E013.format(name=self.name, file="cfg", error=error))
         if "model" in data:
             problem = find_code_in_model(data["model"])
             if problem:
@@ -660,7 +663,8 @@ class FewShotTextCategorizer(TrainablePipe):
         try:
             if "model" in data:
                 try:
-                    self.model.from_bytes(data["model"])
+                    load_model_strictly(self.model, data["model"])
+                    check_model_values(self.model)
                 except Exception as e:
                     raise ValueError(
                         Errors.E013.format(name=self.name, file="model", error=e)
@@ -677,6 +681,49 @@ class FewShotTextCategorizer(TrainablePipe):
         self.cfg = normalized_settings(cfg)
         self.embedder.batch_size = self.cfg["batch_size"]
         self._adaptation = adaptation
+
+
+# what spacy-transformers warns when saved weights do not fit the transformer,
+# before loading them with strict=False (leaving some weights at random)
+PARTIAL_WEIGHTS_WARNING = "Error loading saved torch state_dict"
+
+
+def load_model_strictly(model: Model, model_bytes: bytes) -> None:
+    """model.from_bytes, refusing weights that do not fit (which
+    spacy-transformers would load partially, with a warning)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.from_bytes(model_bytes)
+    for warning in caught:
+        if PARTIAL_WEIGHTS_WARNING in str(warning.message):
+            raise ValueError("the transformer's saved weights do not fit its architecture")
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def check_model_values(model: Model) -> None:
+    """Refuse weights that hold NaN or infinity, a head of the wrong shape or
+    an unknown metric."""
+    head = model.get_ref("head")
+    check_metric(head.attrs.get("metric"))
+    for name, shape in (("log_scale", (1,)), ("log_inner_lr", (2,))):
+        if head.has_param(name) and head.get_param(name).shape != shape:
+            raise ValueError(
+                f"the head's {name} has shape {head.get_param(name).shape}, not {shape}"
+            )
+    xp = model.ops.xp
+    for layer in model.walk():
+        for name in layer.param_names:
+            if layer.has_param(name) and not bool(xp.isfinite(layer.get_param(name)).all()):
+                raise ValueError(
+                    f"the weights '{name}' of layer '{layer.name}' hold NaN or infinity"
+                )
+        for shim in layer.shims:
+            module = getattr(shim, "_model", None)
+            if isinstance(module, torch.nn.Module):
+                for name, tensor in module.state_dict().items():
+                    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                        raise ValueError(f"the transformer's weights '{name}' hold NaN or infinity")
 
 
 def _model_bytes_or_none(model: Model) -> Optional[bytes]:

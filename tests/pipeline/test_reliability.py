@@ -151,3 +151,52 @@ def test_unknown_encoder_name_says_what_works():
     nlp.add_pipe("few_shot_textcat", config={"model": model})
     with pytest.raises(ValueError, match=r"(?s)\[E029\].*all-MiniLM-L6-v2.*local folder"):
         nlp.initialize()
+
+
+def test_adapt_between_predict_and_annotate_keeps_labels_with_their_scores():
+    """Predict reads one snapshot: an adapt() that swaps in other labels after
+    predict() (another thread, say) cannot pair its scores with the new labels."""
+    nlp = tiny_nlp()
+    fs = nlp.get_pipe("few_shot_textcat")
+    fs.adapt(SUPPORT)
+    docs = [nlp.make_doc(text) for text in QUERIES[:3]]
+    scores = fs.predict(docs)
+    expected = [dict(zip(fs.labels, map(float, row))) for row in scores.scores]
+    fs.adapt({"weather": SUPPORT["weather"], "card_lost": SUPPORT["card_lost"]}, replace=True)
+    fs.set_annotations(docs, scores)
+    for doc, cats_of_doc in zip(docs, expected):
+        assert doc.cats == pytest.approx(cats_of_doc)
+
+
+def test_adapt_while_other_threads_predict():
+    """Threads predicting while another adapts to reordered labels get, for
+    every doc, the scores of one adaptation with its own labels."""
+    import threading
+
+    nlp = tiny_nlp()
+    fs = nlp.get_pipe("few_shot_textcat")
+    orders = [dict(SUPPORT), dict(reversed(list(SUPPORT.items())))]
+    fs.adapt(orders[0])
+    texts = [text for texts in SUPPORT.values() for text in texts]
+    expected = {text: max(nlp(text).cats, key=nlp(text).cats.get) for text in texts}
+    wrong, errors, stop = [], [], threading.Event()
+
+    def predict():
+        try:
+            while not stop.is_set():
+                for text, doc in zip(texts, nlp.pipe(texts, batch_size=4)):
+                    top = max(doc.cats, key=doc.cats.get)
+                    if top != expected[text]:
+                        wrong.append((text, top))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=predict) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for i in range(30):
+        fs.adapt(orders[i % 2], replace=True)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    assert not errors and not wrong

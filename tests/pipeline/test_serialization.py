@@ -228,3 +228,78 @@ def test_tampered_fitted_head_is_refused(tmp_path, tamper, problem):
     tamper_support(tmp_path, tamper)
     with pytest.raises(ValueError, match=rf"\[E013\].*\[E014\].*{problem}"):
         spacy.load(tmp_path)
+
+
+def tamper_component(fs, tamper_model=None, tamper_cfg=None) -> bytes:
+    """The component's bytes with its model's msgpack or its cfg changed."""
+    msg = srsly.msgpack_loads(fs.to_bytes(exclude=["vocab"]))
+    if tamper_model is not None:
+        model = srsly.msgpack_loads(msg["model"])
+        tamper_model(model)
+        msg["model"] = srsly.msgpack_dumps(model)
+    if tamper_cfg is not None:
+        cfg = srsly.json_loads(msg["cfg"])
+        tamper_cfg(cfg)
+        msg["cfg"] = srsly.json_dumps(cfg)
+    return srsly.msgpack_dumps(msg)
+
+
+def head_index(model_msg) -> int:
+    return next(i for i, node in enumerate(model_msg["nodes"]) if node["name"] == "prototype_head")
+
+
+def set_head_param(name, value):
+    def tamper(model):
+        model["params"][head_index(model)][name] = value
+
+    return tamper
+
+
+def nan_in_first_weights(model):
+    for params in model["params"]:
+        for name, value in params.items():
+            if isinstance(value, numpy.ndarray) and value.size > 1:
+                value = value.copy()
+                value.flat[0] = numpy.nan
+                params[name] = value
+                return
+
+
+def banana_metric(model):
+    model["attrs"][head_index(model)]["metric"] = srsly.msgpack_dumps("banana")
+
+
+@pytest.mark.parametrize(
+    "tamper,problem",
+    [
+        (set_head_param("log_scale", numpy.array([numpy.nan], dtype="f")), "NaN or infinity"),
+        (set_head_param("log_inner_lr", numpy.zeros((3,), dtype="f")), r"shape \(3,\)"),
+        (nan_in_first_weights, "NaN or infinity"),
+        (banana_metric, "banana"),
+    ],
+)
+def test_bad_weights_are_refused_on_load(adapted, tamper, problem):
+    fs = adapted.get_pipe("few_shot_textcat")
+    data = tamper_component(fs, tamper_model=tamper)
+    fresh = tiny_nlp(seed=1, unknown_label="oos", threshold=0.4).get_pipe("few_shot_textcat")
+    with pytest.raises(ValueError, match=rf"\[E013\].*'model'.*{problem}"):
+        fresh.from_bytes(data, exclude=["vocab"])
+
+
+@pytest.mark.parametrize(
+    "setting,value,problem",
+    [
+        ("threshold", 5.0, r"\[E019\] threshold"),
+        ("batch_size", 0, r"\[E019\] batch_size"),
+        ("exclusive_classes", "no", r"\[E019\] exclusive_classes"),
+        ("unknown_label", "refund", r"\[E010\]"),
+        ("adapt_steps", True, r"\[E019\] adapt_steps"),
+    ],
+)
+def test_bad_saved_settings_are_refused_on_load(adapted, setting, value, problem):
+    fs = adapted.get_pipe("few_shot_textcat")
+    data = tamper_component(fs, tamper_cfg=lambda cfg: cfg.__setitem__(setting, value))
+    fresh = tiny_nlp(seed=1, unknown_label="oos", threshold=0.4).get_pipe("few_shot_textcat")
+    with pytest.raises(ValueError, match=rf"\[E013\].*'cfg'.*{problem}"):
+        fresh.from_bytes(data, exclude=["vocab"])
+    assert fresh.labels == ()
