@@ -10,6 +10,7 @@ import spacy
 from spacy.tokens import DocBin
 
 from .errors import Errors
+from .support import has_visible_text
 
 TEXT_KEYS = ("text", "sentence", "raw")
 LABEL_KEYS = ("label", "category", "intent")
@@ -88,7 +89,10 @@ def _read_folder(path: Path) -> List[Tuple[str, str]]:
     if len(texts) != len(labels):
         problem = f"seq.in has {len(texts)} lines but label has {len(labels)}"
         raise ValueError(Errors.E024.format(path=path, problem=problem))
-    return [(t, lab.strip()) for t, lab in zip(texts, labels)]
+    return [
+        _checked(text, label, path, f"line {number}")
+        for number, (text, label) in enumerate(zip(texts, labels), 1)
+    ]
 
 
 def _read_jsonl(path: Path) -> List[Tuple[str, str]]:
@@ -107,7 +111,9 @@ def _read_jsonl(path: Path) -> List[Tuple[str, str]]:
 
 
 def _read_csv(path: Path) -> List[Tuple[str, str]]:
-    with path.open(encoding="utf8", newline="") as file:
+    # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part
+    # of the first column's name
+    with path.open(encoding="utf-8-sig", newline="") as file:
         return [_pick(row, path, f"row {n}") for n, row in enumerate(csv.DictReader(file), 2)]
 
 
@@ -121,4 +127,19 @@ def _pick(record, path: Path, where: str) -> Tuple[str, str]:
             f"{where} needs a text ({'/'.join(TEXT_KEYS)}) and a label ({'/'.join(LABEL_KEYS)})"
         )
         raise ValueError(Errors.E024.format(path=path, problem=problem))
-    return text, str(label)
+    if not isinstance(label, str):
+        # 1 and 1.0, or a list, would otherwise become labels by their repr
+        problem = f"{where}: the label {label!r} is a {type(label).__name__}, not a string"
+        raise ValueError(Errors.E024.format(path=path, problem=problem))
+    return _checked(text, label, path, where)
+
+
+def _checked(text: str, label: str, path: Path, where: str) -> Tuple[str, str]:
+    """The pair with the label's surrounding whitespace removed; an empty text
+    or label is an error naming where it is."""
+    label = label.strip()
+    if not label:
+        raise ValueError(Errors.E024.format(path=path, problem=f"{where} has an empty label"))
+    if not has_visible_text(text):
+        raise ValueError(Errors.E024.format(path=path, problem=f"{where} has an empty text"))
+    return text, label

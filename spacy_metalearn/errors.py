@@ -36,8 +36,9 @@ class Errors(metaclass=_MessagesWithCodes):
         "leading or trailing whitespace."
     )
     E006 = (
-        "adapt() got an empty or whitespace-only text for label '{label}' "
-        "(position {index}). Remove it: it carries no information about the label."
+        "adapt() got a text for label '{label}' (position {index}) that is empty "
+        "or holds only whitespace, control, zero-width or bidi characters. Remove "
+        "it: it carries no information about the label."
     )
     E007 = (
         "adapt() got an Example without a positive label in its cats ({cats}). "
@@ -132,4 +133,8 @@ class Errors(metaclass=_MessagesWithCodes):
         "which could run code or write files on load. A spacy-metalearn pipeline "
         "never needs that: refusing to load '{file}'. Save the pipeline again from "
         "a trusted copy."
+    )
+    E034 = (
+        "An Example's cats give label {label!r} the score {score!r}: gold scores "
+        "must be numbers in [0, 1] (1.0 for the labels a text has, 0.0 otherwise)."
     )

@@ -1,5 +1,6 @@
 """adapt()'s input: checked once, and grouped as label -> texts or docs."""
 
+import unicodedata
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from spacy.tokens import Doc
@@ -39,6 +40,7 @@ def collect_support(
         for eg in data:
             if not isinstance(eg, Example):
                 raise ValueError(Errors.E008.format(type=type(eg).__name__))
+            check_cats(eg.reference.cats)
             labels = positive_labels(eg)
             if not labels:
                 raise ValueError(Errors.E007.format(cats=eg.reference.cats))
@@ -55,9 +57,31 @@ def collect_support(
                 raise ValueError(
                     Errors.E004.format(type=type(item).__name__, label=label, index=index)
                 )
-            if isinstance(item, str) and not item.strip():
+            text = item if isinstance(item, str) else item.text
+            if not has_visible_text(text):
                 raise ValueError(Errors.E006.format(label=label, index=index))
     return support
+
+
+# Unicode categories that carry no visible text: controls, format characters
+# (zero-width, bidi marks), separators, unassigned and private-use code points
+INVISIBLE = {"Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp"}
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether `text` has a character that is neither whitespace nor invisible."""
+    return any(not char.isspace() and unicodedata.category(char) not in INVISIBLE for char in text)
+
+
+def check_cats(cats: Mapping[str, Any]) -> None:
+    """Gold cats map labels to numbers in [0, 1]."""
+    for label, score in cats.items():
+        if (
+            isinstance(score, bool)
+            or not isinstance(score, (int, float))
+            or not 0.0 <= score <= 1.0
+        ):
+            raise ValueError(Errors.E034.format(label=label, score=score))
 
 
 def check_label(label: Any) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tu
 
 import srsly
 import torch
+from huggingface_hub.errors import HFValidationError
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
@@ -419,10 +420,7 @@ class FewShotTextCategorizer(TrainablePipe):
         steps = self.cfg["adapt_steps"] if steps is None else steps
         if steps is None:
             steps = self.learner.inner_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(
-                Errors.E019.format(setting="steps", requirement="an integer >= 0", value=steps)
-            )
+        check_steps("steps", steps)
         if steps > 0 and not self.cfg["exclusive_classes"]:
             raise ValueError(Errors.E032.format(steps=steps))
         support = collect_support(
@@ -546,7 +544,7 @@ class FewShotTextCategorizer(TrainablePipe):
         docs = [eg.reference for eg in islice(get_examples(), 10)]
         try:
             self.model.initialize(X=docs)
-        except OSError as e:  # what transformers raises for a model it cannot find
+        except (OSError, HFValidationError) as e:  # a model transformers cannot find
             raise ValueError(Errors.E029.format(name=self.name, error=str(e).rstrip("."))) from e
         set_inner_lr(self.model.get_ref("head"), self.learner.init_inner_lr)
         self._adaptation = Adaptation.empty()
@@ -763,18 +761,33 @@ def check_settings(cfg: Dict[str, Any]) -> None:
     if cfg["unknown_label"] is not None:
         check_label(cfg["unknown_label"])
     steps, learn_rate = cfg["adapt_steps"], cfg["adapt_learn_rate"]
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
-        raise ValueError(
-            Errors.E019.format(setting="adapt_steps", requirement="an integer >= 0", value=steps)
-        )
+    if steps is not None:
+        check_steps("adapt_steps", steps)
     if learn_rate is not None and (
         isinstance(learn_rate, bool)
         or not isinstance(learn_rate, (int, float))
-        or not 0 < learn_rate < float("inf")
+        or not 0 < learn_rate <= MAX_LEARN_RATE
     ):
         raise ValueError(
             Errors.E019.format(
-                setting="adapt_learn_rate", requirement="a number > 0", value=learn_rate
+                setting="adapt_learn_rate",
+                requirement=f"a number in (0, {MAX_LEARN_RATE:g}]",
+                value=learn_rate,
+            )
+        )
+
+
+# Bounds on adaptation: inner-loop steps cost a few milliseconds each on a
+# linear head, so 10,000 is minutes; step sizes beyond 1e6 only overflow.
+MAX_STEPS = 10_000
+MAX_LEARN_RATE = 1e6
+
+
+def check_steps(setting: str, steps: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS:
+        raise ValueError(
+            Errors.E019.format(
+                setting=setting, requirement=f"an integer in [0, {MAX_STEPS}]", value=steps
             )
         )
 
