@@ -1,5 +1,6 @@
 """Command line: python -m spacy_metalearn adapt|evaluate ..."""
 
+import functools
 import os
 import shutil
 import tempfile
@@ -29,6 +30,35 @@ STEPS_HELP = "Inner-loop steps on the support set at adaptation (default: the pi
 LEARN_RATE_HELP = "Step size of those steps (default: the pipeline's setting)"
 
 
+def reports_errors(command):
+    """Print a command's coded errors as spaCy's CLI does (a message, exit 1),
+    not as a traceback."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ValueError as e:
+            msg.fail(str(e), exits=1)
+
+    return run
+
+
+def parse_shots(shots: str) -> List[int]:
+    """'1,5' -> [1, 5]; each a whole number >= 1."""
+    try:
+        values = [int(k) for k in shots.split(",") if k.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise ValueError(
+            Errors.E019.format(
+                setting="--shots", requirement="comma-separated integers >= 1", value=shots
+            )
+        )
+    return values
+
+
 def load_configured(model: str, steps: Optional[int], learn_rate: Optional[float]):
     """The pipeline, with its adaptation settings overridden where given."""
     nlp = load_pipeline(model)
@@ -41,6 +71,7 @@ def load_configured(model: str, steps: Optional[int], learn_rate: Optional[float
 
 
 @app.command("adapt")
+@reports_errors
 def adapt_cli(
     model: str = typer.Argument(..., help=MODEL_HELP),
     support_path: Path = typer.Argument(..., help=f"Support examples: {DATA_HELP}"),
@@ -66,12 +97,13 @@ def adapt_cli(
 
 
 @app.command("evaluate")
+@reports_errors
 def evaluate_cli(
     model: str = typer.Argument(..., help=MODEL_HELP),
     support_path: Path = typer.Argument(..., help=f"Support examples: {DATA_HELP}"),
     test_path: Path = typer.Argument(..., help=f"Test examples: {DATA_HELP}"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results as JSON"),
-    repeats: int = typer.Option(3, "--repeats", help="Timing runs (median reported)"),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Timing runs (median reported)"),
     steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
 ) -> None:
@@ -93,16 +125,17 @@ def evaluate_cli(
 
 
 @app.command("episodes")
+@reports_errors
 def episodes_cli(
     model: str = typer.Argument(..., help=MODEL_HELP),
     data_path: Path = typer.Argument(..., help=f"Labelled examples: {DATA_HELP}"),
     labels_path: Optional[Path] = typer.Option(
         None, "--labels", help="Only these classes (one per line)"
     ),
-    n_way: int = typer.Option(5, "--n-way"),
+    n_way: int = typer.Option(5, "--n-way", min=2),
     shots: str = typer.Option("1,5", "--shots", help="Comma-separated K values"),
-    n_query: int = typer.Option(5, "--n-query"),
-    n_episodes: int = typer.Option(600, "--n-episodes"),
+    n_query: int = typer.Option(5, "--n-query", min=1),
+    n_episodes: int = typer.Option(600, "--n-episodes", min=1),
     seed: int = typer.Option(0, "--seed"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results as JSON"),
     steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
@@ -110,12 +143,13 @@ def episodes_cli(
 ) -> None:
     """Episodic N-way K-shot accuracy (mean and 95% CI over episodes) on
     held-out classes, adapted the way the pipeline adapts."""
+    shot_list = parse_shots(shots)
     pairs = read_labelled(data_path)
     if labels_path is not None:
         pairs = keep_labels(pairs, read_label_list(labels_path))
     nlp = load_configured(model, steps, learn_rate)
     rows, cache = [], {}
-    for k_shot in [int(k) for k in shots.split(",")]:
+    for k_shot in shot_list:
         row = {"model": model, "data": str(data_path)}
         row["adapt_steps"] = find_component(nlp).cfg["adapt_steps"]
         row.update(
@@ -130,6 +164,7 @@ def episodes_cli(
 
 
 @app.command("corpus")
+@reports_errors
 def corpus_cli(
     data_path: Path = typer.Argument(..., help=f"Labelled examples: {DATA_HELP}"),
     output: Path = typer.Argument(..., help="The .spacy file to write"),
@@ -158,21 +193,37 @@ def report(rows: List[Dict[str, Any]], columns: List[str], output: Optional[Path
 
 
 def save_atomically(nlp, output: Path) -> None:
-    """Write to a temporary folder beside `output`, then move it into place."""
+    """Write the pipeline to a staging folder beside `output`, then move it in.
+    An old pipeline at `output` is moved aside first and removed last; if the
+    process dies between those two moves, the next save puts it back first.
+    Staging folders that a killed save left behind are removed. The folder
+    gets the usual permissions (not mkdtemp's 0700), so others can load it."""
+    output = output.absolute()
+    if output.exists() and not output.is_dir():
+        raise ValueError(Errors.E035.format(path=output))
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    previous = output.with_name(f".{output.name}.previous")
+    if previous.exists():
+        if output.exists():
+            shutil.rmtree(previous)
+        else:
+            os.replace(previous, output)
+    for stale in output.parent.glob(f".{output.name}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.parent))
     try:
         nlp.to_disk(staging)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)
         if output.exists():
-            old = staging.with_name(staging.name + "-old")
-            os.replace(output, old)
-            os.replace(staging, output)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, output)
+            os.replace(output, previous)
+        os.replace(staging, output)
+        if previous.exists():
+            shutil.rmtree(previous)
     finally:
         if staging.exists():
-            shutil.rmtree(staging)
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -138,3 +138,4 @@ class Errors(metaclass=_MessagesWithCodes):
         "An Example's cats give label {label!r} the score {score!r}: gold scores "
         "must be numbers in [0, 1] (1.0 for the labels a text has, 0.0 otherwise)."
     )
+    E035 = "'{path}' is a file, not a pipeline folder: choose another output."

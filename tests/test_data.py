@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from spacy_metalearn.data import group_by_label, read_labelled
@@ -43,3 +45,31 @@ def test_folder_with_mismatched_lines(tmp_path):
     (tmp_path / "label").unlink()
     with pytest.raises(ValueError, match="'label' is missing"):
         read_labelled(tmp_path)
+
+
+def test_csv_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "support.csv"
+    path.write_bytes("text,label\nlost card,card\n".encode("utf-8-sig"))
+    assert read_labelled(path) == [("lost card", "card")]
+
+
+@pytest.mark.parametrize(
+    "line,problem",
+    [
+        ('{"text": "a", "label": 1}', "is a int, not a string"),
+        ('{"text": "a", "label": ["x"]}', "is a list, not a string"),
+        ('{"text": "   ", "label": "x"}', "line 1 has an empty text"),
+        ('{"text": "a", "label": "  "}', "line 1 has an empty label"),
+    ],
+)
+def test_jsonl_labels_must_be_strings_and_texts_not_empty(tmp_path, line, problem):
+    path = tmp_path / "support.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ValueError, match=rf"\[E024\].*{re.escape(problem)}"):
+        read_labelled(path)
+
+
+def test_labels_lose_their_surrounding_whitespace(tmp_path):
+    path = tmp_path / "support.jsonl"
+    path.write_text('{"text": "a", "label": " card "}\n')
+    assert read_labelled(path) == [("a", "card")]

@@ -587,16 +587,18 @@ class FewShotTextCategorizer(TrainablePipe):
     ) -> None:
         """Save the component to a directory: cfg (JSON), model (thinc msgpack),
         support (msgpack of labels, embeddings and what was fitted on them).
+        Each file is written under a temporary name and then renamed, so a
+        failed save (a full disk) leaves the previous file whole.
 
         path (str / Path): Path to a directory, which will be created if it doesn't exist.
         exclude (Iterable[str]): String names of serialization fields to exclude.
         """
         support_set = self._adaptation.support_set
         serialize = {
-            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "cfg": lambda p: write_atomically(p, srsly.json_dumps(self.cfg, indent=2).encode()),
             "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
-            "model": lambda p: p.write_bytes(self.model.to_bytes()),
-            "support": lambda p: p.write_bytes(support_set.to_bytes()),
+            "model": lambda p: write_atomically(p, self.model.to_bytes()),
+            "support": lambda p: write_atomically(p, support_set.to_bytes()),
         }
         to_disk(path, serialize, exclude)
 
@@ -722,6 +724,17 @@ def check_model_values(model: Model) -> None:
                 for name, tensor in module.state_dict().items():
                     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                         raise ValueError(f"the transformer's weights '{name}' hold NaN or infinity")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
 
 
 def _model_bytes_or_none(model: Model) -> Optional[bytes]:

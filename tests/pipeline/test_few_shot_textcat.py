@@ -456,3 +456,47 @@ def test_adapted_component_can_be_sourced_into_another_pipeline(tmp_path):
             assert doc.cats[label] == pytest.approx(a[label], abs=1e-6)
     fs.adapt({"greeting": ["hello there", "hi"]})
     assert "greeting" in other("hello").cats
+
+
+@pytest.mark.parametrize(
+    "text", ["\u200b\u200b", "\x00\x01 \x02", "\u202e\u202c", "\u2066 \u2069", "\ufeff"]
+)
+def test_invisible_texts_are_refused(text):
+    fs = tiny_nlp().get_pipe("few_shot_textcat")
+    with pytest.raises(ValueError, match=r"\[E006\]"):
+        fs.adapt({"card_lost": ["I lost my card", text]})
+    assert fs.labels == ()
+
+
+@pytest.mark.parametrize(
+    "data,code",
+    [
+        ({"card_lost": {"I lost my card": 1}}, "E003"),
+        (
+            [Example.from_dict(Doc(spacy.blank("en").vocab, words=["hi"]), {"cats": {"a": "yes"}})],
+            "E034",
+        ),
+    ],
+)
+def test_malformed_support_is_refused(data, code):
+    fs = tiny_nlp().get_pipe("few_shot_textcat")
+    with pytest.raises(ValueError, match=rf"\[{code}\]"):
+        fs.adapt(data)
+
+
+@pytest.mark.parametrize(
+    "steps,learn_rate,setting",
+    [(True, None, "steps"), (10**9, None, "steps"), (5, 1e300, "adapt_learn_rate")],
+)
+def test_unbounded_adaptation_is_refused(steps, learn_rate, setting):
+    fs = tiny_nlp().get_pipe("few_shot_textcat")
+    with pytest.raises(ValueError, match=rf"\[E019\] {setting}"):
+        if learn_rate is None:
+            fs.adapt(SUPPORT, steps=steps)
+        else:
+            fs.set_adaptation(steps, learn_rate)
+
+
+def test_threshold_as_a_string_is_refused():
+    with pytest.raises(ValueError, match=r"\[E019\] threshold"):
+        tiny_nlp(threshold="0.5")

@@ -139,14 +139,12 @@ def test_incremental_adapt_is_order_independent(nlp_pair, assignment, split, ord
             assert a[label] == pytest.approx(b[label], abs=1e-6)
 
 
-def test_unknown_encoder_name_says_what_works():
+@pytest.mark.parametrize("name", ["no-such-org/no-such-model", "/no/such/folder"])
+def test_unknown_encoder_name_says_what_works(name):
     from spacy_metalearn.pipeline.few_shot_textcat import DEFAULT_MODEL
 
     model = {**DEFAULT_MODEL, "encoder": {**DEFAULT_MODEL["encoder"]}}
-    model["encoder"]["tok2vec"] = {
-        **DEFAULT_MODEL["encoder"]["tok2vec"],
-        "name": "no-such-org/no-such-model",
-    }
+    model["encoder"]["tok2vec"] = {**DEFAULT_MODEL["encoder"]["tok2vec"], "name": name}
     nlp = spacy.blank("en")
     nlp.add_pipe("few_shot_textcat", config={"model": model})
     with pytest.raises(ValueError, match=r"(?s)\[E029\].*all-MiniLM-L6-v2.*local folder"):

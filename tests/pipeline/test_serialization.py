@@ -303,3 +303,28 @@ def test_bad_saved_settings_are_refused_on_load(adapted, setting, value, problem
     with pytest.raises(ValueError, match=rf"\[E013\].*'cfg'.*{problem}"):
         fresh.from_bytes(data, exclude=["vocab"])
     assert fresh.labels == ()
+
+
+def test_a_failed_save_in_place_keeps_the_previous_files(adapted, tmp_path, monkeypatch):
+    """Saving over a pipeline on a full disk: each file is written under a
+    temporary name first, so the previous file stays whole."""
+    from pathlib import Path
+
+    adapted.to_disk(tmp_path)
+    before = cats_of(adapted)
+    fs = adapted.get_pipe("few_shot_textcat")
+    fs.adapt({"weather": ["snow tomorrow"]})
+    real_write = Path.write_bytes
+
+    def disk_full(path, data):
+        if path.name.endswith(".tmp"):
+            real_write(path, data[: len(data) // 2])
+            raise OSError(28, "No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(OSError):
+        adapted.to_disk(tmp_path)
+    monkeypatch.undo()
+    assert not list((tmp_path / "few_shot_textcat").glob(".*.tmp"))
+    assert_same_cats(before, cats_of(spacy.load(tmp_path)))
