@@ -187,6 +187,7 @@ class FewShotTextCategorizer(TrainablePipe):
         if not name or name.startswith(".") or any(sep in name for sep in ("/", "\\", os.sep)):
             # nlp.to_disk() saves the component in a folder of this name
             raise ValueError(Errors.E030.format(name=name))
+        configured_threshold = threshold
         if threshold is None:
             threshold = 0.0 if exclusive_classes else 0.5
         cfg = {
@@ -198,6 +199,9 @@ class FewShotTextCategorizer(TrainablePipe):
             "adapt_learn_rate": adapt_learn_rate,
         }
         check_settings(cfg)
+        # the settings as the config gave them, to tell load-time overrides
+        # from the saved config's own values (see from_disk)
+        self._configured = {**cfg, "threshold": configured_threshold}
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -622,8 +626,27 @@ class FewShotTextCategorizer(TrainablePipe):
         load_vocab = None
         if "vocab" not in exclude and vocab_path.exists():
             load_vocab = lambda: self.vocab.from_disk(vocab_path, exclude=exclude)  # noqa: E731
-        self._load(data, exclude, where=str(path), load_vocab=load_vocab)
+        overrides = self._load_time_overrides(path.parent / "config.cfg")
+        self._load(data, exclude, where=str(path), load_vocab=load_vocab, overrides=overrides)
         return self
+
+    def _load_time_overrides(self, config_path: Path) -> Dict[str, Any]:
+        """The settings given to spacy.load(..., config=...): those this
+        component was built with that differ from the saved pipeline's
+        config. They win over the saved cfg; the others come from it (it also
+        holds what set_adaptation() changed after the config was written)."""
+        if not config_path.is_file():
+            return {}
+        try:
+            saved = Config().from_disk(config_path, interpolate=False)
+            saved_settings = saved["components"][self.name]
+        except Exception:
+            return {}
+        return {
+            key: self.cfg[key]
+            for key, value in self._configured.items()
+            if key in saved_settings and saved_settings[key] != value
+        }
 
     def _load(
         self,
@@ -631,6 +654,7 @@ class FewShotTextCategorizer(TrainablePipe):
         exclude: Iterable[str],
         where: str,
         load_vocab: Optional[Callable[[], Any]] = None,
+        overrides: Optional[Dict[str, Any]] = None,
     ) -> None:
         """Check everything that can be checked before changing anything; load
         the model and vocab, putting them back as they were if either fails;
@@ -642,6 +666,7 @@ class FewShotTextCategorizer(TrainablePipe):
                 if not isinstance(cfg, dict) or set(cfg) != set(self.cfg):
                     raise ValueError(f"expected the settings {sorted(self.cfg)}")
                 check_settings(cfg)
+                cfg = {**cfg, **(overrides or {})}
             except ValueError as e:
                 raise ValueError(Errors.E013.format(name=self.name, file="cfg", error=e)) from e
         if "support" in data:

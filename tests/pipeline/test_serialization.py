@@ -328,3 +328,19 @@ def test_a_failed_save_in_place_keeps_the_previous_files(adapted, tmp_path, monk
     monkeypatch.undo()
     assert not list((tmp_path / "few_shot_textcat").glob(".*.tmp"))
     assert_same_cats(before, cats_of(spacy.load(tmp_path)))
+
+
+def test_settings_given_to_spacy_load_win_over_the_saved_ones(adapted, tmp_path):
+    fs = adapted.get_pipe("few_shot_textcat")
+    fs.set_adaptation(20, 5.0)  # changed after the config was written: saved in cfg
+    adapted.to_disk(tmp_path)
+    plain = spacy.load(tmp_path).get_pipe("few_shot_textcat")
+    assert (plain.cfg["threshold"], plain.cfg["adapt_steps"], plain.cfg["adapt_learn_rate"]) == (
+        0.4,
+        20,
+        5.0,
+    )
+    overrides = {"components": {"few_shot_textcat": {"threshold": 0.7, "unknown_label": "none"}}}
+    loaded = spacy.load(tmp_path, config=overrides).get_pipe("few_shot_textcat")
+    assert (loaded.cfg["threshold"], loaded.cfg["unknown_label"]) == (0.7, "none")
+    assert loaded.cfg["adapt_steps"] == 20
