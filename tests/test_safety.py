@@ -83,18 +83,29 @@ def transformer_component_bytes():
     return fs.to_bytes(exclude=["vocab"])
 
 
-def tamper_tokenizer(component_bytes: bytes, tamper) -> bytes:
-    """Apply `tamper` to the tokenizer entries saved inside the transformer."""
+def tamper_shims(component_bytes: bytes, key: str, tamper) -> bytes:
+    """The component's bytes with `tamper` applied to the entry `key` of each
+    saved transformer shim that has one (its return value replaces it)."""
     component = srsly.msgpack_loads(component_bytes)
     model = srsly.msgpack_loads(component["model"])
     for shims in model["shims"]:
         for i, shim_bytes in enumerate(shims):
             shim = srsly.msgpack_loads(shim_bytes)
-            if isinstance(shim, dict) and "tokenizer" in shim:
-                tamper(shim["tokenizer"])
+            if isinstance(shim, dict) and key in shim:
+                shim[key] = tamper(shim[key])
                 shims[i] = srsly.msgpack_dumps(shim)
     component["model"] = srsly.msgpack_dumps(model)
     return srsly.msgpack_dumps(component)
+
+
+def tamper_tokenizer(component_bytes: bytes, tamper) -> bytes:
+    """Apply `tamper` to the tokenizer entries saved inside the transformer."""
+
+    def edit(tokenizer):
+        tamper(tokenizer)
+        return tokenizer
+
+    return tamper_shims(component_bytes, "tokenizer", edit)
 
 
 def remote_code(marker: Path):
@@ -159,20 +170,14 @@ def tamper_transformer_state(component_bytes: bytes, tamper) -> bytes:
 
     import torch
 
-    component = srsly.msgpack_loads(component_bytes)
-    model = srsly.msgpack_loads(component["model"])
-    for shims in model["shims"]:
-        for i, shim_bytes in enumerate(shims):
-            shim = srsly.msgpack_loads(shim_bytes)
-            if isinstance(shim, dict) and "state" in shim:
-                state = torch.load(io.BytesIO(shim["state"]))
-                tamper(state)
-                buffer = io.BytesIO()
-                torch.save(state, buffer)
-                shim["state"] = buffer.getvalue()
-                shims[i] = srsly.msgpack_dumps(shim)
-    component["model"] = srsly.msgpack_dumps(model)
-    return srsly.msgpack_dumps(component)
+    def edit(state_bytes):
+        state = torch.load(io.BytesIO(state_bytes))
+        tamper(state)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    return tamper_shims(component_bytes, "state", edit)
 
 
 def nan_weight(state):
