@@ -9,7 +9,11 @@ from typing import Optional, Tuple
 import torch
 
 from .learners.base import Learner
-from .models.calibration import fit_calibration, leave_one_out_similarities
+from .models.calibration import (
+    fit_calibration,
+    leave_one_out_similarities,
+    own_class_left_out,
+)
 from .models.classifiers import Classifier, LinearClassifier
 from .models.metric import MetricHead
 from .support_set import SupportSet
@@ -20,14 +24,18 @@ class Adaptation:
     """support_set (SupportSet): The examples and what was fitted on them.
     classifier (Optional[Classifier]): Exclusive logits; None with no labels.
     prototypes (Optional[torch.Tensor]): (n_labels, width) class means, for
-        multi-label similarities.
+        multi-label similarities and the in-scope decision.
     head (Optional[MetricHead]): The head's parameters when this was built.
+    left_out_similarities (Optional[torch.Tensor]): Each support example's
+        similarity to its own label's prototype without it (labels with two or
+        more examples only): what in-scope similarities look like.
     """
 
     support_set: SupportSet
     classifier: Optional[Classifier] = None
     prototypes: Optional[torch.Tensor] = None
     head: Optional[MetricHead] = None
+    left_out_similarities: Optional[torch.Tensor] = None
 
     @classmethod
     def empty(cls) -> "Adaptation":
@@ -47,6 +55,19 @@ class Adaptation:
             slope, offset = self.support_set.calibration or (1.0, 0.0)
             similarity = self.head.similarity(embeddings, self.prototypes)
             return torch.sigmoid(slope * similarity + offset)
+
+    def in_scope(self, embeddings: torch.Tensor, quantile: float) -> Optional[torch.Tensor]:
+        """(n_docs,) booleans: whether each doc is as similar to its nearest
+        label's prototype as all but `quantile` of the support examples are to
+        their own label's (left out of it). None when no label has two examples
+        to calibrate this on."""
+        if self.left_out_similarities is None or not len(self.left_out_similarities):
+            return None
+        assert self.head is not None and self.prototypes is not None
+        threshold = torch.quantile(self.left_out_similarities, quantile)
+        with torch.no_grad():
+            nearest = self.head.similarity(embeddings, self.prototypes).max(dim=1).values
+        return nearest >= threshold.to(nearest.dtype)
 
 
 def fit_adaptation(
@@ -95,7 +116,8 @@ def build_adaptation(
     else:
         classifier = learner.adapt(support, labels, n_labels, head, steps=0)
     prototypes = torch.tensor(support_set.means, device=device)
-    return Adaptation(support_set, classifier, prototypes, head)
+    own, has_other = own_class_left_out(support, labels, n_labels, head)
+    return Adaptation(support_set, classifier, prototypes, head, own[has_other])
 
 
 def _tensors(support_set: SupportSet, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -21,6 +21,31 @@ from .metric import MetricHead, class_prototypes
 SLOPE_PENALTY = 1e-3
 
 
+def own_class_left_out(
+    support: torch.Tensor, support_labels: torch.Tensor, n_classes: int, head: MetricHead
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Each support example's similarity to its own class's prototype with the
+    example itself left out of it, and whether that prototype exists (its class
+    has another example).
+
+    support (torch.Tensor): (n_support, width) prepared support embeddings.
+    RETURNS (Tuple[torch.Tensor, torch.Tensor]): (n_support,) similarities and
+        (n_support,) booleans.
+    """
+    support = support.double()
+    prototypes = class_prototypes(support, support_labels, n_classes)
+    own_count = torch.bincount(support_labels, minlength=n_classes).to(support.dtype)[
+        support_labels
+    ]
+    own_sum = prototypes[support_labels] * own_count[:, None]
+    left_out = (own_sum - support) / (own_count[:, None] - 1).clamp(min=1)
+    if head.metric == "cosine":
+        own = (F.normalize(support, dim=1) * F.normalize(left_out, dim=1)).sum(1)
+    else:
+        own = -(support - left_out).pow(2).sum(1)
+    return own, own_count > 1
+
+
 def leave_one_out_similarities(
     support: torch.Tensor, support_labels: torch.Tensor, n_classes: int, head: MetricHead
 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -33,16 +58,8 @@ def leave_one_out_similarities(
     """
     support = support.double()
     prototypes = class_prototypes(support, support_labels, n_classes)
-    counts = torch.bincount(support_labels, minlength=n_classes).to(support.dtype)
     similarities = head.similarity(support, prototypes)  # (n_support, n_classes)
-    own_count = counts[support_labels]
-    keep = own_count > 1
-    own_sum = prototypes[support_labels] * own_count[:, None]
-    left_out = (own_sum - support) / (own_count[:, None] - 1).clamp(min=1)
-    if head.metric == "cosine":
-        own = (F.normalize(support, dim=1) * F.normalize(left_out, dim=1)).sum(1)
-    else:
-        own = -(support - left_out).pow(2).sum(1)
+    own, keep = own_class_left_out(support, support_labels, n_classes, head)
     targets = F.one_hot(support_labels, n_classes).to(support.dtype)
     similarities = torch.where(targets.bool(), own[:, None], similarities)
     mask = torch.ones_like(targets, dtype=torch.bool)

@@ -2,6 +2,7 @@
 few examples each (adapt()), over an encoder that meta-pretraining (update())
 has taught to separate classes it has never seen."""
 
+import json
 import os
 import warnings
 from itertools import islice
@@ -60,6 +61,10 @@ metric = "cosine"
 init_scale = 10.0
 """
 DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
+# chosen on CLINC150's validation split (in-scope and out-of-scope queries, 10
+# shots, frozen encoder): the largest quantile whose in-scope accuracy stayed
+# within 2 points of never abstaining
+DEFAULT_IN_SCOPE_QUANTILE = 0.04
 
 
 @Language.factory(
@@ -71,6 +76,7 @@ DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
         "exclusive_classes": True,
         "threshold": None,
         "unknown_label": None,
+        "in_scope_quantile": DEFAULT_IN_SCOPE_QUANTILE,
         "batch_size": 32,
         "adapt_steps": None,
         "adapt_learn_rate": None,
@@ -98,6 +104,7 @@ def make_few_shot_textcat(
     exclusive_classes: bool,
     threshold: Optional[float],
     unknown_label: Optional[str],
+    in_scope_quantile: Optional[float],
     batch_size: int,
     adapt_steps: Optional[int],
     adapt_learn_rate: Optional[float],
@@ -112,8 +119,13 @@ def make_few_shot_textcat(
         (sigmoid, calibrated on the support set).
     threshold (Optional[float]): Score below which a label is not chosen;
         None means 0.0 when exclusive, 0.5 otherwise.
-    unknown_label (Optional[str]): Name of a label set to 1.0 when no label
-        reaches the threshold (out of scope), or None.
+    unknown_label (Optional[str]): Name of a label set to 1.0 when a doc is
+        out of scope (see in_scope_quantile), or None.
+    in_scope_quantile (Optional[float]): With unknown_label and exclusive
+        classes, a doc is out of scope when it is less similar to its nearest
+        label's prototype than all but this share of the support examples are
+        to their own label's (each left out of it); None leaves the decision
+        to the threshold alone.
     batch_size (int): Docs encoded at once, in batches of similar length.
     adapt_steps (Optional[int]): Inner-loop steps adapt() runs on the support
         set by default; None means the learner's own (0 for ProtoNet).
@@ -130,6 +142,7 @@ def make_few_shot_textcat(
         exclusive_classes=exclusive_classes,
         threshold=threshold,
         unknown_label=unknown_label,
+        in_scope_quantile=in_scope_quantile,
         batch_size=batch_size,
         adapt_steps=adapt_steps,
         adapt_learn_rate=adapt_learn_rate,
@@ -142,6 +155,8 @@ class CatScores(NamedTuple):
 
     labels: Tuple[str, ...]
     scores: Floats2d  # (n_docs, n_labels)
+    # (n_docs,) whether each doc is in scope, where the component decides it
+    in_scope: Optional[Any] = None
 
 
 class FewShotTextCategorizer(TrainablePipe):
@@ -161,6 +176,7 @@ class FewShotTextCategorizer(TrainablePipe):
         exclusive_classes: bool = True,
         threshold: Optional[float] = None,
         unknown_label: Optional[str] = None,
+        in_scope_quantile: Optional[float] = DEFAULT_IN_SCOPE_QUANTILE,
         batch_size: int = 32,
         adapt_steps: Optional[int] = None,
         adapt_learn_rate: Optional[float] = None,
@@ -177,6 +193,9 @@ class FewShotTextCategorizer(TrainablePipe):
         exclusive_classes (bool): Softmax over labels (True) or independent sigmoids.
         threshold (Optional[float]): Score below which a label is not chosen.
         unknown_label (Optional[str]): Label set when no label is chosen, or None.
+        in_scope_quantile (Optional[float]): Share of support-like texts the
+            similarity check calls out of scope (exclusive classes with an
+            unknown_label); None turns the check off.
         batch_size (int): Docs encoded at once.
         adapt_steps (Optional[int]): adapt()'s default inner-loop steps, or
             None for the learner's own.
@@ -194,6 +213,7 @@ class FewShotTextCategorizer(TrainablePipe):
             "exclusive_classes": exclusive_classes,
             "threshold": threshold,
             "unknown_label": unknown_label,
+            "in_scope_quantile": in_scope_quantile,
             "batch_size": batch_size,
             "adapt_steps": adapt_steps,
             "adapt_learn_rate": adapt_learn_rate,
@@ -254,11 +274,28 @@ class FewShotTextCategorizer(TrainablePipe):
             return None
         filled = [i for i, doc in enumerate(docs) if len(doc)]
         scores = torch.zeros((len(docs), len(adaptation.labels)))
+        quantile = self._in_scope_quantile()
+        in_scope = None
         if filled:
             embeddings = self.embedder.embed_docs([docs[i] for i in filled])
             scores = scores.to(embeddings.device)
             scores[filled] = self._scores(adaptation, embeddings)
-        return CatScores(adaptation.labels, torch2xp(scores))
+            if quantile is not None:
+                decided = adaptation.in_scope(embeddings, quantile)
+                if decided is not None:
+                    in_scope = torch.zeros(len(docs), dtype=torch.bool, device=decided.device)
+                    in_scope[filled] = decided
+        return CatScores(
+            adaptation.labels,
+            torch2xp(scores),
+            None if in_scope is None else in_scope.cpu().numpy(),
+        )
+
+    def _in_scope_quantile(self) -> Optional[float]:
+        """The quantile of the similarity check, when it applies."""
+        if self.cfg["unknown_label"] is None or not self.cfg["exclusive_classes"]:
+            return None
+        return self.cfg["in_scope_quantile"]
 
     def score_embeddings(self, embeddings: Floats2d) -> Floats2d:
         """Scores of the current labels for encoder outputs, as predict() gives
@@ -286,11 +323,13 @@ class FewShotTextCategorizer(TrainablePipe):
             return
         values = self.model.ops.to_numpy(scores.scores)
         unknown = self.cfg["unknown_label"]
-        for doc, row in zip(docs, values):
+        for i, (doc, row) in enumerate(zip(docs, values)):
             for label, score in zip(scores.labels, row):
                 doc.cats[label] = float(score)
             if unknown is not None:
                 out_of_scope = len(doc) == 0 or row.max() < self.cfg["threshold"]
+                if scores.in_scope is not None and not scores.in_scope[i]:
+                    out_of_scope = True
                 doc.cats[unknown] = 1.0 if out_of_scope else 0.0
 
     def update(
@@ -662,7 +701,11 @@ class FewShotTextCategorizer(TrainablePipe):
         cfg, support_set = self.cfg, self._adaptation.support_set
         if "cfg" in data:
             try:
-                cfg = srsly.json_loads(data["cfg"])
+                # the standard library's parser: srsly's reads 0.7 as 0.7000000000000001
+                cfg = json.loads(data["cfg"])
+                if isinstance(cfg, dict) and "in_scope_quantile" not in cfg:
+                    # saved before the setting existed: the config's value
+                    cfg["in_scope_quantile"] = self.cfg["in_scope_quantile"]
                 if not isinstance(cfg, dict) or set(cfg) != set(self.cfg):
                     raise ValueError(f"expected the settings {sorted(self.cfg)}")
                 check_settings(cfg)
@@ -798,6 +841,17 @@ def check_settings(cfg: Dict[str, Any]) -> None:
         )
     if cfg["unknown_label"] is not None:
         check_label(cfg["unknown_label"])
+    quantile = cfg["in_scope_quantile"]
+    if quantile is not None and (
+        isinstance(quantile, bool)
+        or not isinstance(quantile, (int, float))
+        or not 0.0 <= quantile < 1.0
+    ):
+        raise ValueError(
+            Errors.E019.format(
+                setting="in_scope_quantile", requirement="null or in [0, 1)", value=quantile
+            )
+        )
     steps, learn_rate = cfg["adapt_steps"], cfg["adapt_learn_rate"]
     if steps is not None:
         check_steps("adapt_steps", steps)
@@ -833,6 +887,8 @@ def check_steps(setting: str, steps: Any) -> None:
 def normalized_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
     cfg = dict(cfg)
     cfg["threshold"] = float(cfg["threshold"])
+    if cfg["in_scope_quantile"] is not None:
+        cfg["in_scope_quantile"] = float(cfg["in_scope_quantile"])
     if cfg["adapt_learn_rate"] is not None:
         cfg["adapt_learn_rate"] = float(cfg["adapt_learn_rate"])
     return cfg
