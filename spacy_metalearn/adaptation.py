@@ -65,9 +65,15 @@ class Adaptation:
             return None
         assert self.head is not None and self.prototypes is not None
         threshold = torch.quantile(self.left_out_similarities, quantile)
-        with torch.no_grad():
-            nearest = self.head.similarity(embeddings, self.prototypes).max(dim=1).values
+        nearest = self.nearest_similarity(embeddings)
         return nearest >= threshold.to(nearest.dtype)
+
+    def nearest_similarity(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(n_docs,) each doc's similarity to its nearest label's prototype:
+        the in-scope score."""
+        assert self.head is not None and self.prototypes is not None
+        with torch.no_grad():
+            return self.head.similarity(embeddings, self.prototypes).max(dim=1).values
 
 
 def fit_adaptation(

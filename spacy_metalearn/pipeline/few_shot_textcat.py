@@ -253,6 +253,12 @@ class FewShotTextCategorizer(TrainablePipe):
         return list(self.labels)
 
     @property
+    def adaptation(self) -> Adaptation:
+        """RETURNS (Adaptation): The current adaptation: support set, classifier
+        and prototypes, as predict() reads them (immutable)."""
+        return self._adaptation
+
+    @property
     def support_counts(self) -> Dict[str, int]:
         """RETURNS (Dict[str, int]): The number of support examples behind each label."""
         support_set = self._adaptation.support_set
