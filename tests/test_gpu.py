@@ -12,7 +12,12 @@ from thinc.util import gpu_is_available
 from spacy_metalearn.models.metric import MetricHead
 
 from .learners.test_learners import LEARNERS, episode64, make
-from .training.test_meta_pretraining import CONFIGS, tok2vec_config, write_corpus
+from .training.test_meta_pretraining import (
+    CONFIGS,
+    shipped_config_overrides,
+    tok2vec_config,
+    write_corpus,
+)
 from .util import SUPPORT, synthetic_texts
 
 pytestmark = pytest.mark.skipif(
@@ -152,23 +157,8 @@ def test_shipped_config_meta_pretrains_the_transformer_on_gpu(tmp_path, mixed_pr
     finite, and the trained pipeline adapts and predicts float32 scores."""
     from spacy.cli.train import train
 
-    data = {f"synthetic/{label}": texts for label, texts in synthetic_texts(4, 4, seed=0).items()}
-    train_path = write_corpus(tmp_path / "train.spacy", data)
-    overrides = {
-        "paths.train": str(train_path),
-        "paths.dev": str(train_path),
-        "training.max_steps": 4,
-        "training.eval_frequency": 4,
-        "training.batcher.n_way": 3,
-        "training.batcher.k_shot": 1,
-        "training.batcher.n_query": 2,
-        "training.optimizer.learn_rate": 0.001,
-        "components.few_shot_textcat.model.encoder.tok2vec.mixed_precision": mixed_precision,
-        "components.few_shot_textcat.scorer.n_way": 2,
-        "components.few_shot_textcat.scorer.k_shot": 1,
-        "components.few_shot_textcat.scorer.n_query": 1,
-        "components.few_shot_textcat.scorer.n_episodes": 2,
-    }
+    overrides = shipped_config_overrides(tmp_path, n_classes=4, steps=4, n_way=3, n_query=2)
+    overrides["components.few_shot_textcat.model.encoder.tok2vec.mixed_precision"] = mixed_precision
     untrained = default_pipeline()
     before = untrained.get_pipe("few_shot_textcat").embedder(QUERIES).numpy()
     torch.cuda.reset_peak_memory_stats()

@@ -89,29 +89,36 @@ def test_meta_pretraining_improves_held_out_classes(tmp_path, learner):
     assert (tmp_path / "out" / "model-best").exists()
 
 
-def test_shipped_config_trains_the_default_transformer(tmp_path):
-    """configs/protonet.cfg as shipped (all-MiniLM-L6-v2) runs through spacy train:
-    two tiny episodes on CPU change the transformer's weights."""
-    from spacy.cli.train import train
-
+def shipped_config_overrides(tmp_path, *, n_classes: int, steps: int, n_way: int, n_query: int):
+    """Overrides that run configs/<learner>.cfg as shipped on a tiny corpus: a
+    few small episodes and a two-episode dev evaluation."""
     # labels in one group ("synthetic/..."), as the shipped config draws
     # each episode's classes from one dataset or domain
-    data = {f"synthetic/{label}": texts for label, texts in synthetic_texts(3, 3, seed=0).items()}
+    texts = synthetic_texts(n_classes, n_classes, seed=0)
+    data = {f"synthetic/{label}": examples for label, examples in texts.items()}
     train_path = write_corpus(tmp_path / "train.spacy", data)
-    overrides = {
+    return {
         "paths.train": str(train_path),
         "paths.dev": str(train_path),
-        "training.max_steps": 2,
-        "training.eval_frequency": 2,
-        "training.batcher.n_way": 2,
+        "training.max_steps": steps,
+        "training.eval_frequency": steps,
+        "training.batcher.n_way": n_way,
         "training.batcher.k_shot": 1,
-        "training.batcher.n_query": 1,
+        "training.batcher.n_query": n_query,
         "training.optimizer.learn_rate": 0.001,
         "components.few_shot_textcat.scorer.n_way": 2,
         "components.few_shot_textcat.scorer.k_shot": 1,
         "components.few_shot_textcat.scorer.n_query": 1,
         "components.few_shot_textcat.scorer.n_episodes": 2,
     }
+
+
+def test_shipped_config_trains_the_default_transformer(tmp_path):
+    """configs/protonet.cfg as shipped (all-MiniLM-L6-v2) runs through spacy train:
+    two tiny episodes on CPU change the transformer's weights."""
+    from spacy.cli.train import train
+
+    overrides = shipped_config_overrides(tmp_path, n_classes=3, steps=2, n_way=2, n_query=1)
     with pytest.warns(UserWarning, match="W001"):
         train(CONFIGS / "protonet.cfg", tmp_path / "out", overrides=overrides)
     trained = spacy.load(tmp_path / "out" / "model-last")
