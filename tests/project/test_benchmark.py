@@ -71,6 +71,17 @@ def test_targets_are_checked_and_the_plot_is_written(tmp_path):
     assert "ours 5-shot adapt / encode 1.30 (target <= 1.2: missed)" in lines
     assert "ours 10-shot pipeline docs/s over bare encoder 0.95 (target >= 0.9: met)" in lines
     assert "ours 10-shot SetFit training / adapt 100x (target >= 50x: met)" in lines
+    gains = benchmark.gain_lines(
+        {
+            "frozen (+100 steps)": {10: {"accuracy": 85.0}, 5: {"accuracy": 80.0}},
+            "meta (+100 steps)": {10: {"accuracy": 87.0}},
+            "meta (prototypes)": {10: {"accuracy": 90.0}},
+        },
+        "frozen",
+    )
+    assert gains == [
+        "meta-learning gain, meta (+100 steps) over frozen, 10-shot: +2.00 (target >= +1.5: met)"
+    ]
     benchmark.plot(methods, tmp_path / "plot.png", "test")
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
