@@ -125,13 +125,10 @@ def evaluate_set(nlp, component, spec: Dict[str, Any]) -> Dict[str, Any]:
     component.adapt(group_by_label(spec["support"]), replace=True)
     texts = [text for text, _ in test] + spec["oos"]
     embeddings = component.embedder(texts)
-    scores = component.model.ops.to_numpy(component.score_embeddings(embeddings))
+    classified = component.classify_embeddings(embeddings)  # what predict() gives
+    scores = component.model.ops.to_numpy(classified.scores)
+    decided = [not out for out in component.out_of_scope(classified)]
     adaptation = component.adaptation
-    in_scope = adaptation.in_scope(embeddings, component.cfg["in_scope_quantile"])
-    in_scope = [True] * len(texts) if in_scope is None else in_scope.cpu().tolist()
-    decided = [
-        keep and row.max() >= component.cfg["threshold"] for keep, row in zip(in_scope, scores)
-    ]
     similarity = adaptation.nearest_similarity(embeddings).cpu().tolist()
     top = [component.labels[i] for i in scores.argmax(1)]
     n_test = len(test)

@@ -9,6 +9,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
+import numpy
 import srsly
 import torch
 from huggingface_hub.errors import HFValidationError
@@ -280,44 +281,65 @@ class FewShotTextCategorizer(TrainablePipe):
             return None
         filled = [i for i, doc in enumerate(docs) if len(doc)]
         scores = torch.zeros((len(docs), len(adaptation.labels)))
-        quantile = self._in_scope_quantile()
         in_scope = None
         if filled:
             embeddings = self.embedder.embed_docs([docs[i] for i in filled])
+            filled_scores, filled_in_scope = self._classify(adaptation, embeddings)
             scores = scores.to(embeddings.device)
-            scores[filled] = self._scores(adaptation, embeddings)
-            if quantile is not None:
-                decided = adaptation.in_scope(embeddings, quantile)
-                if decided is not None:
-                    in_scope = torch.zeros(len(docs), dtype=torch.bool, device=decided.device)
-                    in_scope[filled] = decided
+            scores[filled] = filled_scores
+            if filled_in_scope is not None:
+                in_scope = numpy.zeros(len(docs), dtype=bool)  # empty docs: out of scope
+                in_scope[filled] = filled_in_scope.cpu().numpy()
+        return CatScores(adaptation.labels, torch2xp(scores), in_scope)
+
+    def classify_embeddings(self, embeddings: Floats2d) -> CatScores:
+        """Scores of the current labels for encoder outputs, and whether each is
+        in scope, as predict() gives them for the docs behind them (for
+        evaluations that encode a test set once and score it against many
+        adaptations).
+
+        embeddings (Floats2d): (n_docs, width) outputs of the encoder.
+        RETURNS (CatScores): The labels, (n_docs, n_labels) scores and the
+            in-scope decisions (None where the component makes none).
+        """
+        adaptation = self._adaptation
+        scores, in_scope = self._classify(adaptation, xp2torch(embeddings))
         return CatScores(
             adaptation.labels,
             torch2xp(scores),
             None if in_scope is None else in_scope.cpu().numpy(),
         )
 
-    def _in_scope_quantile(self) -> Optional[float]:
-        """The quantile of the similarity check, when it applies."""
-        if self.cfg["unknown_label"] is None or not self.cfg["exclusive_classes"]:
-            return None
-        return self.cfg["in_scope_quantile"]
-
     def score_embeddings(self, embeddings: Floats2d) -> Floats2d:
-        """Scores of the current labels for encoder outputs, as predict() gives
-        them for the docs behind them (for evaluations that encode a test set
-        once and score it against many adaptations).
+        """(n_docs, n_labels) scores of the current labels for encoder outputs:
+        classify_embeddings(embeddings).scores."""
+        return self.classify_embeddings(embeddings).scores
 
-        embeddings (Floats2d): (n_docs, width) outputs of the encoder.
-        RETURNS (Floats2d): (n_docs, n_labels) scores.
-        """
-        return torch2xp(self._scores(self._adaptation, xp2torch(embeddings)))
+    def out_of_scope(self, scores: CatScores) -> List[bool]:
+        """Whether each scored doc is out of scope: its top score is below the
+        threshold, or (with in_scope_quantile) it is less similar to its
+        nearest label than the support's examples are to theirs."""
+        values = self.model.ops.to_numpy(scores.scores)
+        return [
+            bool(row.max() < self.cfg["threshold"])
+            or (scores.in_scope is not None and not scores.in_scope[i])
+            for i, row in enumerate(values)
+        ]
 
-    def _scores(self, adaptation: Adaptation, embeddings: torch.Tensor) -> torch.Tensor:
+    def _classify(
+        self, adaptation: Adaptation, embeddings: torch.Tensor
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Scores and, where the component decides it, in-scope booleans."""
         width = adaptation.support_set.width
         if embeddings.shape[1] != width:
             raise ValueError(Errors.E020.format(stored=width, encoder=embeddings.shape[1]))
-        return adaptation.scores(embeddings, exclusive_classes=self.cfg["exclusive_classes"])
+        scores = adaptation.scores(embeddings, exclusive_classes=self.cfg["exclusive_classes"])
+        cfg = self.cfg
+        if cfg["unknown_label"] is None or not cfg["exclusive_classes"]:
+            return scores, None
+        if cfg["in_scope_quantile"] is None:
+            return scores, None
+        return scores, adaptation.in_scope(embeddings, cfg["in_scope_quantile"])
 
     def set_annotations(self, docs: Iterable[Doc], scores: Optional[CatScores]) -> None:
         """Write the scores to doc.cats.
@@ -329,14 +351,12 @@ class FewShotTextCategorizer(TrainablePipe):
             return
         values = self.model.ops.to_numpy(scores.scores)
         unknown = self.cfg["unknown_label"]
+        out_of_scope = self.out_of_scope(scores) if unknown is not None else []
         for i, (doc, row) in enumerate(zip(docs, values)):
             for label, score in zip(scores.labels, row):
                 doc.cats[label] = float(score)
             if unknown is not None:
-                out_of_scope = len(doc) == 0 or row.max() < self.cfg["threshold"]
-                if scores.in_scope is not None and not scores.in_scope[i]:
-                    out_of_scope = True
-                doc.cats[unknown] = 1.0 if out_of_scope else 0.0
+                doc.cats[unknown] = 1.0 if len(doc) == 0 or out_of_scope[i] else 0.0
 
     def update(
         self,
