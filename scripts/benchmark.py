@@ -1,7 +1,8 @@
 """All-label K-shot benchmark, every method side by side in one run: each
 few_shot_textcat pipeline (nearest prototype, and with inner-loop steps on the
-support set), spaCy's built-in textcat and SetFit trained on the same support,
-at 1, 2, 5, 10 and 20 shots per label. Prints accuracy, adaptation time,
+support set; each with and without the label names as descriptions, and at
+zero shots from the names alone), spaCy's built-in textcat and SetFit trained
+on the same support, at 1, 2, 5, 10 and 20 shots per label. Prints accuracy, adaptation time,
 inference speed and peak memory per method, checks them against the targets
 of EVALUATION.md, and plots accuracy against shots.
 
@@ -69,15 +70,17 @@ def use_device(gpu_id: int) -> None:
 
 def run_pipeline(
     model: str,
-    variants: Dict[str, Tuple[int, Optional[float]]],
+    variants: Dict[str, Tuple[int, Optional[float], bool]],
     supports,
     test,
     n_speed: int,
     gpu_id: int,
 ):
-    """Every shot count with each (steps, learn_rate) variant of one pipeline.
-    The test set is encoded once; each adaptation is a real adapt() call, its
-    scores those predict() gives (score_embeddings on the same encoder output)."""
+    """Every shot count with each (steps, learn_rate, use_label_names) variant
+    of one pipeline, and zero shots (the label names alone) for the variants
+    with names. The test set is encoded once; each adaptation is a real
+    adapt() call, its scores those predict() gives (score_embeddings on the
+    same encoder output)."""
 
     from spacy_metalearn.evaluation import (
         accuracy,
@@ -97,9 +100,18 @@ def run_pipeline(
     bare_seconds = time_encoding(component, speed_texts)
     speed_shots = max(supports)  # inference speed is timed with the most labelled support
     results: Dict[str, Dict[int, Dict[str, Any]]] = {name: {} for name in variants}
+    labels = sorted({label for _, label in test})
+    for name, (steps, learn_rate, use_label_names) in variants.items():
+        if use_label_names:
+            component.set_adaptation(steps, learn_rate, use_label_names=True)
+            start = time.perf_counter()
+            component.adapt({label: [] for label in labels}, replace=True)
+            seconds = time.perf_counter() - start
+            predicted = predicted_labels(component, embeddings)
+            results[name][0] = {"accuracy": accuracy(predicted, test), "adapt_seconds": seconds}
     for shots, support in supports.items():
-        for name, (steps, learn_rate) in variants.items():
-            component.set_adaptation(steps, learn_rate)
+        for name, (steps, learn_rate, use_label_names) in variants.items():
+            component.set_adaptation(steps, learn_rate, use_label_names=use_label_names)
             timings = adapt_timed(component, support, repeats=1)
             predicted = predicted_labels(component, embeddings)
             results[name][shots] = {"accuracy": accuracy(predicted, test), **timings}
@@ -165,6 +177,19 @@ def gain_lines(methods: Dict[str, Dict[int, Dict[str, Any]]], baseline: str) -> 
     return lines
 
 
+def label_name_lines(methods: Dict[str, Dict[int, Dict[str, Any]]]) -> List[str]:
+    """What the label names add: each variant minus its "no names" twin."""
+    lines = []
+    for name, results in methods.items():
+        if not name.endswith(", no names)"):
+            continue
+        with_names = methods.get(name[: -len(", no names)")] + ")", {})
+        for shots in sorted(set(results) & set(with_names)):
+            gain = with_names[shots]["accuracy"] - results[shots]["accuracy"]
+            lines.append(f"label names, {name[: -len(', no names)')]}), {shots}-shot: {gain:+.2f}")
+    return lines
+
+
 def target_lines(methods: Dict[str, Dict[int, Dict[str, Any]]]) -> List[str]:
     lines = []
     for shots, (published, target) in TARGETS.items():
@@ -214,7 +239,7 @@ def plot(methods, path: Path, title: str) -> None:
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for name, results in methods.items():
-        shots = sorted(results)
+        shots = sorted(k for k in results if k > 0)  # a log axis has no zero
         axes.plot(shots, [results[k]["accuracy"] for k in shots], marker="o", label=name)
     axes.set_xscale("log")
     every = sorted({k for results in methods.values() for k in results})
@@ -254,8 +279,10 @@ def main(
     for spec in model:
         name, _, path = spec.partition("=")
         variants = {
-            f"{name} (prototypes)": (0, None),
-            f"{name} (+{adapt_steps} steps)": (adapt_steps, adapt_learn_rate),
+            f"{name} (prototypes)": (0, None, True),
+            f"{name} (+{adapt_steps} steps)": (adapt_steps, adapt_learn_rate, True),
+            f"{name} (prototypes, no names)": (0, None, False),
+            f"{name} (+{adapt_steps} steps, no names)": (adapt_steps, adapt_learn_rate, False),
         }
         print(f"== {name}: {path}", flush=True)
         results, peak = in_fresh_process(
@@ -290,6 +317,7 @@ def main(
     targets = target_lines(methods)
     baseline = model[0].partition("=")[0]
     targets += gain_lines(methods, baseline)
+    targets += label_name_lines(methods)
     output.mkdir(parents=True, exist_ok=True)
     (output / "results.json").write_text(
         json.dumps({"data": str(data), "rows": rows, "targets": targets}, indent=2) + "\n"

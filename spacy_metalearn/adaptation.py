@@ -28,7 +28,8 @@ class Adaptation:
     head (Optional[MetricHead]): The head's parameters when this was built.
     left_out_similarities (Optional[torch.Tensor]): Each support example's
         similarity to its own label's prototype without it (labels with two or
-        more examples only): what in-scope similarities look like.
+        more rows only; descriptions are no examples): what in-scope
+        similarities look like.
     """
 
     support_set: SupportSet
@@ -123,7 +124,8 @@ def build_adaptation(
         classifier = learner.adapt(support, labels, n_labels, head, steps=0)
     prototypes = torch.tensor(support_set.means, device=device)
     own, has_other = own_class_left_out(support, labels, n_labels, head)
-    return Adaptation(support_set, classifier, prototypes, head, own[has_other])
+    is_example = ~torch.tensor(support_set.is_description, device=device)
+    return Adaptation(support_set, classifier, prototypes, head, own[has_other & is_example])
 
 
 def _tensors(support_set: SupportSet, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:

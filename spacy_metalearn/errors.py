@@ -22,7 +22,12 @@ class Errors(metaclass=_MessagesWithCodes):
         "adapt() got no labels. Pass a mapping from each label to a few example "
         "texts, e.g. {{'refund': ['where is my refund?']}}, or Examples with cats."
     )
-    E002 = "adapt() got no example texts for label '{label}'. Give at least one text per label."
+    E002 = (
+        "adapt() got no example texts for label '{label}', and it has no "
+        "description to learn from instead. Give at least one text, or a "
+        "description: adapt(..., descriptions={{'{label}': '...'}}) (or set "
+        "use_label_names = true to use the label's name)."
+    )
     E003 = (
         "adapt() expects a list of texts (str or Doc) for label '{label}', but got "
         "{type}. Wrap a single text in a list: {{'{label}': ['...']}}."
@@ -139,3 +144,12 @@ class Errors(metaclass=_MessagesWithCodes):
         "must be numbers in [0, 1] (1.0 for the labels a text has, 0.0 otherwise)."
     )
     E035 = "'{path}' is a file, not a pipeline folder: choose another output."
+    E036 = (
+        "adapt() got the description {description!r} for label '{label}': a "
+        "description must be a str with visible text, e.g. "
+        "{{'card_arrival': 'when will my card arrive'}}."
+    )
+    E037 = (
+        "adapt() expects descriptions as a mapping from label to text, e.g. "
+        "{{'card_arrival': 'when will my card arrive'}}, but got {type}."
+    )

@@ -1,5 +1,6 @@
 """adapt()'s input: checked once, and grouped as label -> texts or docs."""
 
+import re
 import unicodedata
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
@@ -14,7 +15,11 @@ SupportData = Union[Mapping[str, Sequence[TextOrDoc]], Iterable[Example]]
 
 
 def collect_support(
-    data: SupportData, *, exclusive_classes: bool, unknown_label: Optional[str]
+    data: SupportData,
+    *,
+    exclusive_classes: bool,
+    unknown_label: Optional[str],
+    allow_no_examples: bool = False,
 ) -> Dict[str, List[TextOrDoc]]:
     """Validate adapt()'s input and group it as label -> items.
 
@@ -22,6 +27,8 @@ def collect_support(
         cats give the labels.
     exclusive_classes (bool): Whether an Example may carry one label only.
     unknown_label (Optional[str]): The out-of-scope label, which cannot be adapted to.
+    allow_no_examples (bool): Accept labels with an empty list, and no labels
+        at all (the caller checks that they have descriptions).
     RETURNS (Dict[str, List[Union[str, Doc]]]): The items of each label, in the
         order given.
     """
@@ -32,7 +39,7 @@ def collect_support(
             if isinstance(texts, (str, Doc, Mapping)) or not isinstance(texts, Iterable):
                 raise ValueError(Errors.E003.format(label=label, type=type(texts).__name__))
             support[label] = list(texts)
-            if not support[label]:
+            if not support[label] and not allow_no_examples:
                 raise ValueError(Errors.E002.format(label=label))
     elif isinstance(data, (str, Doc)) or not isinstance(data, Iterable):
         raise ValueError(Errors.E008.format(type=type(data).__name__))
@@ -49,7 +56,7 @@ def collect_support(
             for label in labels:
                 check_adapt_label(label, unknown_label)
                 support.setdefault(label, []).append(eg.predicted)
-    if not support:
+    if not support and not allow_no_examples:
         raise ValueError(Errors.E001)
     for label, items in support.items():
         for index, item in enumerate(items):
@@ -61,6 +68,27 @@ def collect_support(
             if not has_visible_text(text):
                 raise ValueError(Errors.E006.format(label=label, index=index))
     return support
+
+
+def collect_descriptions(descriptions: Any, unknown_label: Optional[str]) -> Dict[str, str]:
+    """Validate adapt()'s descriptions: a mapping label -> text."""
+    if descriptions is None:
+        return {}
+    if not isinstance(descriptions, Mapping):
+        raise ValueError(Errors.E037.format(type=type(descriptions).__name__))
+    for label, description in descriptions.items():
+        check_adapt_label(label, unknown_label)
+        if not isinstance(description, str) or not has_visible_text(description):
+            raise ValueError(Errors.E036.format(label=label, description=description))
+    return dict(descriptions)
+
+
+def readable_label(label: str) -> str:
+    """A label's name as words, its default description: 'card_arrival' ->
+    'card arrival', 'AddToPlaylist' -> 'add to playlist', 'CALL_CENTER' ->
+    'call center'. Empty when the name has no letters or digits."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", label)
+    return " ".join(re.sub(r"[\W_]+", " ", words).split()).lower()
 
 
 # Unicode categories that carry no visible text: controls, format characters

@@ -1,7 +1,11 @@
 """The support set as the component keeps it: every support example's
 (prepared) embedding with its label, plus what adapt() fitted on them. Keeping
 the examples, not only their class means, lets an inner loop fit every label
-after adapting in parts, and lets Matching Networks attend over the examples."""
+after adapting in parts, and lets Matching Networks attend over the examples.
+A label's description (its name made readable, or a text given to adapt()) is
+kept as one more row of its label, marked as such: it counts toward the
+prototype and the fitted head like an example, but not as a text the label
+was seen with."""
 
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -12,7 +16,9 @@ import srsly
 
 from .errors import Errors
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# format 2 had no descriptions: its rows are all examples
+READABLE_FORMATS = (2, FORMAT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -21,14 +27,16 @@ class SupportSet:
     adapt() leaves the component as it was.
 
     labels (Tuple[str, ...]): The labels, in score order.
-    embeddings (numpy.ndarray): (n_support, width) float32 prepared embeddings,
+    embeddings (numpy.ndarray): (n_rows, width) float32 prepared embeddings,
         in the order they were added.
-    label_ids (numpy.ndarray): (n_support,) int64 index into `labels` of each row.
+    label_ids (numpy.ndarray): (n_rows,) int64 index into `labels` of each row.
     head_weight (Optional[numpy.ndarray]): (n_labels, width) float32 rows of a
         linear head fitted by adapt(steps=N > 0), or None.
     head_bias (Optional[numpy.ndarray]): (n_labels,) float32 biases of that head.
     calibration (Optional[Tuple[float, float]]): Slope and offset of the
         multi-label scores, fitted on the support set, or None.
+    is_description (Optional[numpy.ndarray]): (n_rows,) bool, True for the
+        rows that embed a label's description; None: no row does.
     """
 
     labels: Tuple[str, ...]
@@ -37,14 +45,18 @@ class SupportSet:
     head_weight: Optional[numpy.ndarray] = None
     head_bias: Optional[numpy.ndarray] = None
     calibration: Optional[Tuple[float, float]] = None
+    is_description: Optional[numpy.ndarray] = None
 
     @classmethod
     def empty(cls) -> "SupportSet":
         return cls((), numpy.zeros((0, 0), dtype="float32"), numpy.zeros((0,), dtype="int64"))
 
     def __post_init__(self) -> None:
+        if self.is_description is None:
+            object.__setattr__(self, "is_description", numpy.zeros(len(self.label_ids), dtype=bool))
         problem = (
             _find_problem(self.labels, self.embeddings, self.label_ids)
+            or _find_description_problem(self.label_ids, self.is_description)
             or _find_head_problem(len(self.labels), self.width, self.head_weight, self.head_bias)
             or _find_calibration_problem(self.calibration)
         )
@@ -61,30 +73,51 @@ class SupportSet:
 
     @cached_property
     def counts(self) -> numpy.ndarray:
-        """(n_labels,) int64 number of support examples of each label."""
-        return numpy.bincount(self.label_ids, minlength=len(self.labels)).astype("int64")
+        """(n_labels,) int64 number of support examples of each label (its
+        description not counted)."""
+        ids = self.label_ids[~self.is_description]
+        return numpy.bincount(ids, minlength=len(self.labels)).astype("int64")
+
+    @cached_property
+    def described(self) -> Tuple[str, ...]:
+        """The labels that have a description."""
+        return tuple(self.labels[i] for i in sorted(set(self.label_ids[self.is_description])))
 
     @cached_property
     def means(self) -> numpy.ndarray:
-        """(n_labels, width) float32 prototypes, summed in float64."""
+        """(n_labels, width) float32 prototypes: the mean of each label's rows,
+        its description included, summed in float64."""
         sums = numpy.zeros((len(self.labels), self.width), dtype="float64")
         numpy.add.at(sums, self.label_ids, self.embeddings.astype("float64"))
-        return (sums / self.counts[:, None]).astype("float32")
+        rows = numpy.bincount(self.label_ids, minlength=len(self.labels))
+        return (sums / rows[:, None]).astype("float32")
 
-    def add(self, labels: Sequence[str], embeddings: numpy.ndarray) -> "SupportSet":
-        """Append examples: `labels[i]` is the label of row i. New labels come
-        after the existing ones, in order of first appearance. The fitted head
-        and calibration are dropped: they no longer match."""
+    def add(
+        self,
+        labels: Sequence[str],
+        embeddings: numpy.ndarray,
+        is_description: Optional[Sequence[bool]] = None,
+    ) -> "SupportSet":
+        """Append rows: `labels[i]` is the label of row i, an example or, where
+        `is_description[i]`, the label's description, which replaces the one
+        it had. New labels come after the existing ones, in order of first
+        appearance. The fitted head and calibration are dropped: they no
+        longer match."""
         names = list(self.labels) + [
             label for label in dict.fromkeys(labels) if label not in self.labels
         ]
         index = {label: i for i, label in enumerate(names)}
         ids = numpy.asarray([index[label] for label in labels], dtype="int64")
         rows = numpy.asarray(embeddings, dtype="float32")
+        marks = numpy.zeros(len(ids), dtype=bool)
+        if is_description is not None:
+            marks = numpy.asarray(is_description, dtype=bool)
         if self.labels:
-            rows = numpy.concatenate([self.embeddings, rows])
-            ids = numpy.concatenate([self.label_ids, ids])
-        return SupportSet(tuple(names), rows, ids)
+            redescribed = self.is_description & numpy.isin(self.label_ids, ids[marks])
+            rows = numpy.concatenate([self.embeddings[~redescribed], rows])
+            ids = numpy.concatenate([self.label_ids[~redescribed], ids])
+            marks = numpy.concatenate([self.is_description[~redescribed], marks])
+        return SupportSet(tuple(names), rows, ids, is_description=marks)
 
     def with_head(self, weight: numpy.ndarray, bias: numpy.ndarray) -> "SupportSet":
         """The same examples with a fitted linear head, one row per label."""
@@ -94,7 +127,8 @@ class SupportSet:
         return replace(self, calibration=calibration)
 
     def remove(self, label: str) -> "SupportSet":
-        """Without `label` and its examples; a fitted head keeps its other rows."""
+        """Without `label`, its examples and description; a fitted head keeps
+        its other rows."""
         keep = [i for i, name in enumerate(self.labels) if name != label]
         if not keep:
             return SupportSet.empty()
@@ -108,6 +142,7 @@ class SupportSet:
             self.head_weight[keep] if self.head_weight is not None else None,
             self.head_bias[keep] if self.head_bias is not None else None,
             self.calibration,
+            self.is_description[rows],
         )
 
     def to_bytes(self) -> bytes:
@@ -120,6 +155,7 @@ class SupportSet:
                 "head_weight": self.head_weight,
                 "head_bias": self.head_bias,
                 "calibration": None if self.calibration is None else list(self.calibration),
+                "is_description": self.is_description,
             }
         )
 
@@ -131,10 +167,10 @@ class SupportSet:
             msg = srsly.msgpack_loads(data)
         except Exception as e:
             raise ValueError(Errors.E014.format(problem=f"not msgpack ({e})")) from e
-        if not isinstance(msg, dict) or msg.get("format") != FORMAT_VERSION:
+        if not isinstance(msg, dict) or msg.get("format") not in READABLE_FORMATS:
             raise ValueError(
                 Errors.E014.format(
-                    problem=f"unknown format (this version reads format {FORMAT_VERSION}; "
+                    problem=f"unknown format (this version reads formats {READABLE_FORMATS}; "
                     "a support set saved by an older version must be adapted again)"
                 )
             )
@@ -150,6 +186,9 @@ class SupportSet:
             if not (isinstance(calibration, list) and len(calibration) == 2):
                 raise ValueError(Errors.E014.format(problem="calibration must be two numbers"))
             calibration = tuple(calibration)
+        is_description = msg.get("is_description") if msg["format"] >= 3 else None
+        if msg["format"] >= 3 and not isinstance(is_description, numpy.ndarray):
+            raise ValueError(Errors.E014.format(problem="description marks are missing"))
         return cls(
             tuple(labels),
             embeddings,
@@ -157,6 +196,7 @@ class SupportSet:
             msg.get("head_weight"),
             msg.get("head_bias"),
             calibration,
+            is_description,
         )
 
 
@@ -174,9 +214,20 @@ def _find_problem(labels, embeddings: numpy.ndarray, label_ids: numpy.ndarray) -
     if len(label_ids) and (label_ids.min() < 0 or label_ids.max() >= len(labels)):
         return f"label ids must be in [0, {len(labels)})"
     if len(labels) and len(numpy.unique(label_ids)) != len(labels):
-        return "every label needs at least one example"
+        return "every label needs at least one example or a description"
     if not numpy.isfinite(embeddings).all():
         return "embeddings hold NaN or infinite values"
+    return ""
+
+
+def _find_description_problem(label_ids: numpy.ndarray, is_description: numpy.ndarray) -> str:
+    if not isinstance(is_description, numpy.ndarray) or is_description.dtype != bool:
+        return "description marks must be a bool array"
+    if is_description.shape != label_ids.shape:
+        return f"{is_description.shape[0]} description marks for {label_ids.shape[0]} rows"
+    described = label_ids[is_description]
+    if len(numpy.unique(described)) != len(described):
+        return "a label has more than one description"
     return ""
 
 

@@ -32,7 +32,13 @@ from ..models.head import accumulate_head_gradients, metric_head, set_inner_lr
 from ..models.metric import MetricHead, check_metric, prepare
 from ..payload import find_code_in_model
 from ..scoring import EPISODE_ACC, unknown_gold_labels
-from ..support import SupportData, check_label, collect_support
+from ..support import (
+    SupportData,
+    check_label,
+    collect_descriptions,
+    collect_support,
+    readable_label,
+)
 from ..support_set import SupportSet
 
 # nlp.pipe(n_process > 1) forks workers; torch's thread pool, once started in the
@@ -41,6 +47,8 @@ from ..support_set import SupportSet
 os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 
 SERIALIZED = ("cfg", "vocab", "model", "support")
+# settings that older versions did not save
+SETTINGS_ADDED_LATER = ("in_scope_quantile", "use_label_names")
 
 default_model_config = """
 [model]
@@ -78,6 +86,7 @@ DEFAULT_IN_SCOPE_QUANTILE = 0.04
         "threshold": None,
         "unknown_label": None,
         "in_scope_quantile": DEFAULT_IN_SCOPE_QUANTILE,
+        "use_label_names": True,
         "batch_size": 32,
         "adapt_steps": None,
         "adapt_learn_rate": None,
@@ -106,6 +115,7 @@ def make_few_shot_textcat(
     threshold: Optional[float],
     unknown_label: Optional[str],
     in_scope_quantile: Optional[float],
+    use_label_names: bool,
     batch_size: int,
     adapt_steps: Optional[int],
     adapt_learn_rate: Optional[float],
@@ -127,6 +137,9 @@ def make_few_shot_textcat(
         label's prototype than all but this share of the support examples are
         to their own label's (each left out of it); None leaves the decision
         to the threshold alone.
+    use_label_names (bool): adapt() describes each label that has no
+        description by its name made readable ('card_arrival' -> 'card
+        arrival'), counted as one more example of it.
     batch_size (int): Docs encoded at once, in batches of similar length.
     adapt_steps (Optional[int]): Inner-loop steps adapt() runs on the support
         set by default; None means the learner's own (0 for ProtoNet).
@@ -144,6 +157,7 @@ def make_few_shot_textcat(
         threshold=threshold,
         unknown_label=unknown_label,
         in_scope_quantile=in_scope_quantile,
+        use_label_names=use_label_names,
         batch_size=batch_size,
         adapt_steps=adapt_steps,
         adapt_learn_rate=adapt_learn_rate,
@@ -178,6 +192,7 @@ class FewShotTextCategorizer(TrainablePipe):
         threshold: Optional[float] = None,
         unknown_label: Optional[str] = None,
         in_scope_quantile: Optional[float] = DEFAULT_IN_SCOPE_QUANTILE,
+        use_label_names: bool = True,
         batch_size: int = 32,
         adapt_steps: Optional[int] = None,
         adapt_learn_rate: Optional[float] = None,
@@ -197,6 +212,8 @@ class FewShotTextCategorizer(TrainablePipe):
         in_scope_quantile (Optional[float]): Share of support-like texts the
             similarity check calls out of scope (exclusive classes with an
             unknown_label); None turns the check off.
+        use_label_names (bool): Describe labels without a description by
+            their readable name at adapt().
         batch_size (int): Docs encoded at once.
         adapt_steps (Optional[int]): adapt()'s default inner-loop steps, or
             None for the learner's own.
@@ -215,6 +232,7 @@ class FewShotTextCategorizer(TrainablePipe):
             "threshold": threshold,
             "unknown_label": unknown_label,
             "in_scope_quantile": in_scope_quantile,
+            "use_label_names": use_label_names,
             "batch_size": batch_size,
             "adapt_steps": adapt_steps,
             "adapt_learn_rate": adapt_learn_rate,
@@ -236,11 +254,20 @@ class FewShotTextCategorizer(TrainablePipe):
         self._adaptation = Adaptation.empty()
         self._warned_no_labels = False
 
-    def set_adaptation(self, steps: Optional[int], learn_rate: Optional[float]) -> None:
+    def set_adaptation(
+        self,
+        steps: Optional[int],
+        learn_rate: Optional[float],
+        *,
+        use_label_names: Optional[bool] = None,
+    ) -> None:
         """Set how adapt() fits the support set by default: `steps` inner-loop
         steps (None: the learner's own) of size `learn_rate` (None: the
-        learner's meta-learned one). Saved with the pipeline."""
+        learner's meta-learned one), and whether labels are described by
+        their names (None: unchanged). Saved with the pipeline."""
         cfg = {**self.cfg, "adapt_steps": steps, "adapt_learn_rate": learn_rate}
+        if use_label_names is not None:
+            cfg["use_label_names"] = use_label_names
         check_settings(cfg)
         self.cfg = normalized_settings(cfg)
 
@@ -261,7 +288,8 @@ class FewShotTextCategorizer(TrainablePipe):
 
     @property
     def support_counts(self) -> Dict[str, int]:
-        """RETURNS (Dict[str, int]): The number of support examples behind each label."""
+        """RETURNS (Dict[str, int]): The number of support examples behind each
+        label (its description not counted)."""
         support_set = self._adaptation.support_set
         return {label: int(n) for label, n in zip(support_set.labels, support_set.counts)}
 
@@ -467,22 +495,35 @@ class FewShotTextCategorizer(TrainablePipe):
         self._adaptation = build_adaptation(support_set, self.learner, self._head(), self._device())
 
     def adapt(
-        self, data: SupportData, *, replace: bool = False, steps: Optional[int] = None
+        self,
+        data: SupportData,
+        *,
+        replace: bool = False,
+        steps: Optional[int] = None,
+        descriptions: Optional[Dict[str, str]] = None,
     ) -> Dict[str, Any]:
-        """Learn labels from a few examples each, without training the encoder.
+        """Learn labels from a few examples each, and from a description of
+        each, without training the encoder.
 
         Every example is encoded once and kept (as its embedding), so adapting
-        in parts gives what adapting once with everything gives. The classifier
-        is then built from all kept examples: the prototypes (or the learner's
-        instant classifier) or, with `steps` > 0, a linear head fitted by that
-        many inner-loop steps from the learner's start. Multi-label scores are
-        calibrated on the kept examples. Nothing changes unless it all succeeds.
+        in parts gives what adapting once with everything gives. A label's
+        description (the text given in `descriptions`, else, with the
+        use_label_names setting, its name made readable) is encoded and kept
+        as one more example of it; a new description replaces the old. A
+        label with a description needs no examples (zero-shot). The
+        classifier is then built from all kept rows: the prototypes (or the
+        learner's instant classifier) or, with `steps` > 0, a linear head
+        fitted by that many inner-loop steps from the learner's start.
+        Multi-label scores are calibrated on the kept rows. Nothing changes
+        unless it all succeeds.
 
         data (SupportData): A mapping label -> texts (str or Doc), or Examples
             whose cats give the labels.
         replace (bool): Forget all current labels first.
         steps (Optional[int]): Inner-loop steps; None: the component's
             adapt_steps setting, and if that is None the learner's own.
+        descriptions (Optional[Dict[str, str]]): A text describing a label
+            ('when will my card arrive'), for labels of `data` or new ones.
         RETURNS (Dict[str, Any]): {"added": {label: n}, "updated": {label: n},
             "removed": [labels]}, n being the number of examples used.
         """
@@ -492,17 +533,26 @@ class FewShotTextCategorizer(TrainablePipe):
         check_steps("steps", steps)
         if steps > 0 and not self.cfg["exclusive_classes"]:
             raise ValueError(Errors.E032.format(steps=steps))
+        unknown_label = self.cfg["unknown_label"]
+        given = collect_descriptions(descriptions, unknown_label)
         support = collect_support(
             data,
             exclusive_classes=self.cfg["exclusive_classes"],
-            unknown_label=self.cfg["unknown_label"],
+            unknown_label=unknown_label,
+            allow_no_examples=True,
         )
         base = SupportSet.empty() if replace else self._adaptation.support_set
-        labels, embeddings = self._embed_support(support)
+        described = self._descriptions(support, given, base)
+        for label in [*support, *given]:
+            if not support.get(label) and label not in described and label not in base.described:
+                raise ValueError(Errors.E002.format(label=label))
+        if not support and not given:
+            raise ValueError(Errors.E001)
+        labels, embeddings, is_description = self._embed_support(support, described)
         if base.labels and base.width != embeddings.shape[1]:
             raise ValueError(Errors.E020.format(stored=base.width, encoder=embeddings.shape[1]))
         adaptation = fit_adaptation(
-            base.add(labels, embeddings.cpu().numpy()),
+            base.add(labels, embeddings.cpu().numpy(), is_description),
             self.learner,
             self._head(),
             self._device(),
@@ -510,7 +560,7 @@ class FewShotTextCategorizer(TrainablePipe):
             learn_rate=self.cfg["adapt_learn_rate"],
             calibrate=not self.cfg["exclusive_classes"],
         )
-        counts = {label: len(items) for label, items in support.items()}
+        counts = {label: len(support.get(label, ())) for label in [*support, *given]}
         result = {
             "added": {label: n for label, n in counts.items() if label not in base.labels},
             "updated": {label: n for label, n in counts.items() if label in base.labels},
@@ -519,16 +569,38 @@ class FewShotTextCategorizer(TrainablePipe):
         self._adaptation = adaptation
         return result
 
-    def _embed_support(self, support: Dict[str, List[Any]]) -> Tuple[List[str], torch.Tensor]:
-        """Each support item's label and prepared embedding."""
+    def _descriptions(
+        self, support: Dict[str, List[Any]], given: Dict[str, str], base: SupportSet
+    ) -> Dict[str, str]:
+        """The descriptions this adapt() sets: those given, and with
+        use_label_names the readable name of each label of `support` that
+        has no description yet (nor a readable name)."""
+        described = dict(given)
+        if self.cfg["use_label_names"]:
+            for label in support:
+                name = readable_label(label)
+                if label not in described and label not in base.described and name:
+                    described[label] = name
+        return described
+
+    def _embed_support(
+        self, support: Dict[str, List[Any]], descriptions: Dict[str, str]
+    ) -> Tuple[List[str], torch.Tensor, List[bool]]:
+        """Each row's label, prepared embedding and whether it is a
+        description, the examples first; all encoded in one pass."""
         labels = [label for label, items in support.items() for _ in items]
         positions = [i for items in support.values() for i in range(len(items))]
-        docs = self.embedder.make_docs([item for items in support.values() for item in items])
+        items = [item for items in support.values() for item in items]
+        docs = self.embedder.make_docs(items + list(descriptions.values()))
         for label, position, doc in zip(labels, positions, docs):
             if len(doc) == 0:
                 raise ValueError(Errors.E006.format(label=label, index=position))
+        for (label, description), doc in zip(descriptions.items(), docs[len(items) :]):
+            if len(doc) == 0:
+                raise ValueError(Errors.E036.format(label=label, description=description))
         embeddings = prepare(self.embedder.embed_docs(docs), self._head().metric)
-        return labels, embeddings
+        is_description = [False] * len(labels) + [True] * len(descriptions)
+        return labels + list(descriptions), embeddings, is_description
 
     def fit_classifier(
         self,
@@ -729,9 +801,10 @@ class FewShotTextCategorizer(TrainablePipe):
             try:
                 # the standard library's parser: srsly's reads 0.7 as 0.7000000000000001
                 cfg = json.loads(data["cfg"])
-                if isinstance(cfg, dict) and "in_scope_quantile" not in cfg:
-                    # saved before the setting existed: the config's value
-                    cfg["in_scope_quantile"] = self.cfg["in_scope_quantile"]
+                for key in SETTINGS_ADDED_LATER:
+                    if isinstance(cfg, dict) and key not in cfg:
+                        # saved before the setting existed: the config's value
+                        cfg[key] = self.cfg[key]
                 if not isinstance(cfg, dict) or set(cfg) != set(self.cfg):
                     raise ValueError(f"expected the settings {sorted(self.cfg)}")
                 check_settings(cfg)
@@ -857,6 +930,12 @@ def check_settings(cfg: Dict[str, Any]) -> None:
     ):
         raise ValueError(
             Errors.E019.format(setting="threshold", requirement="in [0, 1]", value=threshold)
+        )
+    if not isinstance(cfg["use_label_names"], bool):
+        raise ValueError(
+            Errors.E019.format(
+                setting="use_label_names", requirement="a boolean", value=cfg["use_label_names"]
+            )
         )
     batch_size = cfg["batch_size"]
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -199,9 +199,11 @@ def test_adapt_encodes_each_text_once_in_batches(monkeypatch):
 
     monkeypatch.setattr(Model, "predict", counting_predict)
     fs.adapt(SUPPORT)
-    assert [len(batch) for batch in batches] == [4, 4, 1]
+    # nine examples and three label names ("card lost", ...), in one pass
+    assert [len(batch) for batch in batches] == [4, 4, 4]
     encoded = [text for batch in batches for text in batch]
-    assert sorted(encoded) == sorted(t for texts in SUPPORT.values() for t in texts)
+    names = ["card lost", "refund", "weather"]
+    assert sorted(encoded) == sorted([t for texts in SUPPORT.values() for t in texts] + names)
 
 
 @pytest.mark.parametrize(
@@ -209,7 +211,7 @@ def test_adapt_encodes_each_text_once_in_batches(monkeypatch):
     [
         ({}, "E001"),
         ([], "E001"),
-        ({"refund": []}, "E002"),
+        ({"___": []}, "E002"),  # no examples, and no name to describe it
         ({"refund": "where is my refund"}, "E003"),
         ({"refund": ["ok", 42]}, "E004"),
         ({"refund": ["ok", None]}, "E004"),

@@ -8,6 +8,8 @@ import pytest
 import spacy
 import srsly
 
+from spacy_metalearn.support import readable_label
+
 from ..util import SUPPORT, tiny_nlp
 
 FAR = ["what is the capital of France", "play some jazz music"]
@@ -19,18 +21,21 @@ def out_of_scope(nlp, texts):
 
 
 def hand_decision(nlp, texts, quantile):
-    """The rule computed here from the embedder's outputs, in numpy."""
+    """The rule computed here from the embedder's outputs, in numpy: each
+    label's prototype is the mean of its examples and its name; only examples
+    are left out to calibrate the threshold."""
     fs = nlp.get_pipe("few_shot_textcat")
 
     def unit(x):
         return x / numpy.linalg.norm(x, axis=1, keepdims=True)
 
     own, prototypes = [], []
-    for texts_of_label in SUPPORT.values():
+    for label, texts_of_label in SUPPORT.items():
         support = unit(fs.embedder(texts_of_label).numpy().astype("float64"))
-        prototypes.append(support.mean(0))
+        name = unit(fs.embedder([readable_label(label)]).numpy().astype("float64"))
+        prototypes.append(numpy.concatenate([support, name]).mean(0))
         for i in range(len(support)):
-            others = numpy.delete(support, i, axis=0).mean(0)
+            others = numpy.concatenate([numpy.delete(support, i, axis=0), name]).mean(0)
             own.append(support[i] @ others / numpy.linalg.norm(others))
     threshold = numpy.quantile(own, quantile)
     queries = unit(fs.embedder(texts).numpy().astype("float64"))
@@ -82,12 +87,22 @@ def test_without_an_unknown_label_nothing_is_decided():
 
 
 def test_one_example_per_label_leaves_it_to_the_threshold():
-    """No label has a second example, so there is nothing to calibrate on."""
-    nlp = tiny_nlp(unknown_label="oos", in_scope_quantile=0.5)
+    """No label has a second example or a name, so there is nothing to
+    calibrate on."""
+    nlp = tiny_nlp(unknown_label="oos", in_scope_quantile=0.5, use_label_names=False)
     fs = nlp.get_pipe("few_shot_textcat")
     fs.adapt({label: texts[:1] for label, texts in SUPPORT.items()})
     assert fs.predict([nlp.make_doc(t) for t in FAR]).in_scope is None
     assert out_of_scope(nlp, FAR) == [0.0, 0.0]
+
+
+def test_one_example_and_its_name_calibrate_the_decision():
+    """With label names, a single example is left out against its name."""
+    nlp = tiny_nlp(unknown_label="oos", in_scope_quantile=0.5)
+    fs = nlp.get_pipe("few_shot_textcat")
+    fs.adapt({label: texts[:1] for label, texts in SUPPORT.items()})
+    assert len(fs.adaptation.left_out_similarities) == len(SUPPORT)
+    assert fs.predict([nlp.make_doc(t) for t in FAR]).in_scope is not None
 
 
 def test_the_decision_survives_saving_and_loading(tmp_path):

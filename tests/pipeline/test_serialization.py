@@ -73,7 +73,9 @@ def test_saved_files_are_plain_formats(adapted, tmp_path):
     assert srsly.read_json(folder / "cfg")["unknown_label"] == "oos"
     stored = srsly.msgpack_loads((folder / "support").read_bytes())
     assert stored["labels"] == list(SUPPORT)
-    assert stored["label_ids"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    # nine examples, then the three labels' names
+    assert stored["label_ids"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 1, 2]
+    assert stored["is_description"].tolist() == [False] * 9 + [True] * 3
     assert stored["embeddings"].dtype == numpy.float32
 
 
@@ -99,7 +101,7 @@ def test_truncated_file_names_it(adapted, tmp_path, file):
     [
         (lambda m: m["embeddings"].__setitem__((0, 0), numpy.nan), "NaN or infinite"),
         (lambda m: m["embeddings"].__setitem__((1, 2), numpy.inf), "NaN or infinite"),
-        (lambda m: m.__setitem__("label_ids", m["label_ids"][:8]), "9 embeddings but 8 label ids"),
+        (lambda m: m.__setitem__("label_ids", m["label_ids"][:8]), "12 embeddings but 8 label ids"),
         (lambda m: m["label_ids"].__setitem__(0, 7), r"label ids must be in \[0, 3\)"),
         (lambda m: m["label_ids"].__setitem__(slice(None), 0), "at least one example"),
         (lambda m: m.__setitem__("labels", ["a", "a", "b"]), "not unique"),
@@ -107,6 +109,9 @@ def test_truncated_file_names_it(adapted, tmp_path, file):
         (lambda m: m.__setitem__("embeddings", m["embeddings"].astype("float64")), "float32"),
         (lambda m: m.__setitem__("format", 1), "unknown format"),
         (lambda m: m.__setitem__("calibration", [1.0, float("nan")]), "two finite numbers"),
+        (lambda m: m.__setitem__("is_description", m["is_description"][:5]), "5 description marks"),
+        (lambda m: m["label_ids"].__setitem__(10, 0), "more than one description"),
+        (lambda m: m.pop("is_description"), "description marks are missing"),
     ],
 )
 def test_tampered_support_is_refused(adapted, tmp_path, tamper, problem):

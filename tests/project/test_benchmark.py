@@ -82,6 +82,15 @@ def test_targets_are_checked_and_the_plot_is_written(tmp_path):
     assert gains == [
         "meta-learning gain, meta (+100 steps) over frozen, 10-shot: +2.00 (target >= +1.5: met)"
     ]
+    names = benchmark.label_name_lines(
+        {
+            "frozen (+100 steps)": {0: {"accuracy": 60.0}, 5: {"accuracy": 82.0}},
+            "frozen (+100 steps, no names)": {5: {"accuracy": 80.5}},
+            "frozen (prototypes)": {5: {"accuracy": 79.0}},
+        }
+    )
+    assert names == ["label names, frozen (+100 steps), 5-shot: +1.50"]
+    methods["ours"][0] = {"accuracy": 60.0}  # zero shots: left off the log axis
     benchmark.plot(methods, tmp_path / "plot.png", "test")
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
