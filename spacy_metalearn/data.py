@@ -3,6 +3,7 @@
 
 import csv
 import json
+import random
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
@@ -143,3 +144,15 @@ def _checked(text: str, label: str, path: Path, where: str) -> Tuple[str, str]:
     if not has_visible_text(text):
         raise ValueError(Errors.E024.format(path=path, problem=f"{where} has an empty text"))
     return text, label
+
+
+def k_shot(pairs: List[Tuple[str, str]], shots: int, seed: int) -> List[Tuple[str, str]]:
+    """Up to `shots` distinct texts per label drawn from (text, label) pairs
+    with a seed, labels in sorted order."""
+    rng = random.Random(seed)
+    by_label = group_by_label(pairs)
+    drawn = []
+    for label in sorted(by_label):
+        texts = sorted(set(by_label[label]))
+        drawn.extend((text, label) for text in rng.sample(texts, min(shots, len(texts))))
+    return drawn

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from spacy_metalearn.data import group_by_label, read_labelled
+from spacy_metalearn.data import group_by_label, k_shot, read_labelled
 
 
 def test_reads_jsonl_csv_and_folders(tmp_path):
@@ -73,3 +73,13 @@ def test_labels_lose_their_surrounding_whitespace(tmp_path):
     path = tmp_path / "support.jsonl"
     path.write_text('{"text": "a", "label": " card "}\n')
     assert read_labelled(path) == [("a", "card")]
+
+
+def test_k_shot_draws_up_to_k_distinct_texts_per_label_the_same_for_a_seed():
+    pairs = [("a", "x"), ("b", "x"), ("b", "x"), ("c", "x"), ("d", "y"), ("e", "z"), ("f", "z")]
+    drawn = k_shot(pairs, 2, seed=0)
+    assert [label for _, label in drawn] == ["x", "x", "y", "z", "z"]
+    assert len({text for text, label in drawn if label == "x"}) == 2
+    assert {text for text, label in drawn if label == "z"} == {"e", "f"}
+    assert k_shot(pairs, 2, seed=0) == drawn
+    assert {tuple(k_shot(pairs, 1, seed=s)) for s in range(20)} != {tuple(k_shot(pairs, 1, seed=0))}

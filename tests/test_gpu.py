@@ -18,7 +18,7 @@ from .training.test_meta_pretraining import (
     tok2vec_config,
     write_corpus,
 )
-from .util import SUPPORT, synthetic_texts
+from .util import SUPPORT, default_pipeline, synthetic_texts
 
 pytestmark = pytest.mark.skipif(
     not (gpu_is_available() and torch.cuda.is_available()), reason="needs a CUDA GPU"
@@ -39,13 +39,6 @@ def on_gpu():
 
 def cats_of(nlp, texts):
     return numpy.array([[doc.cats[label] for label in sorted(doc.cats)] for doc in nlp.pipe(texts)])
-
-
-def default_pipeline():
-    nlp = spacy.blank("en")
-    nlp.add_pipe("few_shot_textcat")
-    nlp.initialize()
-    return nlp
 
 
 def test_the_pipeline_runs_on_the_gpu(on_gpu):

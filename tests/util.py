@@ -35,6 +35,15 @@ def tok2vec_model(metric: str = "cosine") -> Dict:
     return Config().from_str(TOK2VEC_MODEL.format(metric=metric))["model"]
 
 
+def default_pipeline(**config) -> Language:
+    """A blank English pipeline with a few_shot_textcat on its default encoder
+    (all-MiniLM-L6-v2, from the installed package: no network)."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("few_shot_textcat", config=config)
+    nlp.initialize()
+    return nlp
+
+
 def tiny_nlp(seed: int = 0, **config) -> Language:
     """A blank English pipeline with a few_shot_textcat on a small tok2vec."""
     spacy.util.fix_random_seed(seed)

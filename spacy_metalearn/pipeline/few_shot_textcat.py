@@ -572,9 +572,9 @@ class FewShotTextCategorizer(TrainablePipe):
     def _descriptions(
         self, support: Dict[str, List[Any]], given: Dict[str, str], base: SupportSet
     ) -> Dict[str, str]:
-        """The descriptions this adapt() sets: those given, and with
-        use_label_names the readable name of each label of `support` that
-        has no description yet (nor a readable name)."""
+        """The descriptions this adapt() sets: those given and, with
+        use_label_names, the readable name of each label of `support` that has
+        no description yet (unless the name has no letters or digits)."""
         described = dict(given)
         if self.cfg["use_label_names"]:
             for label in support:

@@ -10,7 +10,7 @@ import srsly
 from spacy_metalearn.support import readable_label
 from spacy_metalearn.support_set import SupportSet
 
-from ..util import SUPPORT, tiny_nlp
+from ..util import SUPPORT, default_pipeline, tiny_nlp
 
 
 def unit(x):
@@ -93,10 +93,7 @@ def test_remove_label_forgets_its_description():
 
 @pytest.fixture(scope="module")
 def default_encoder_nlp():
-    nlp = spacy.blank("en")
-    nlp.add_pipe("few_shot_textcat")
-    nlp.initialize()
-    return nlp
+    return default_pipeline()
 
 
 def test_zero_shot_from_names_and_descriptions(default_encoder_nlp):
@@ -180,9 +177,7 @@ def test_descriptions_survive_saving_and_loading(tmp_path):
 
 
 def test_a_support_set_saved_before_descriptions_loads_as_examples():
-    support_set = SupportSet.empty().add(
-        ["a", "a", "b"], numpy.eye(3, 4, dtype="float32")
-    )
+    support_set = SupportSet.empty().add(["a", "a", "b"], numpy.eye(3, 4, dtype="float32"))
     msg = srsly.msgpack_loads(support_set.to_bytes())
     del msg["is_description"]
     msg["format"] = 2
@@ -190,18 +185,6 @@ def test_a_support_set_saved_before_descriptions_loads_as_examples():
     assert loaded.labels == ("a", "b")
     assert not loaded.is_description.any()
     assert loaded.counts.tolist() == [2, 1]
-
-
-def test_a_pipeline_saved_before_the_setting_loads_with_the_configs(tmp_path):
-    nlp = tiny_nlp(use_label_names=False)
-    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
-    nlp.to_disk(tmp_path / "p")
-    cfg_path = tmp_path / "p" / "few_shot_textcat" / "cfg"
-    cfg = srsly.read_json(cfg_path)
-    del cfg["use_label_names"]
-    srsly.write_json(cfg_path, cfg)
-    loaded = spacy.load(tmp_path / "p")
-    assert loaded.get_pipe("few_shot_textcat").cfg["use_label_names"] is False
 
 
 @pytest.mark.parametrize("value", [1, "true", None])

@@ -6,11 +6,10 @@ than all but in_scope_quantile of the support examples are to their own label's
 import numpy
 import pytest
 import spacy
-import srsly
 
 from spacy_metalearn.support import readable_label
 
-from ..util import SUPPORT, tiny_nlp
+from ..util import SUPPORT, default_pipeline, tiny_nlp
 
 FAR = ["what is the capital of France", "play some jazz music"]
 NEAR = ["I lost my card", "where is my refund", "will it rain today"]
@@ -56,9 +55,7 @@ def test_the_decision_is_the_leave_one_out_quantile(quantile):
 
 @pytest.fixture(scope="module")
 def default_encoder_nlp():
-    nlp = spacy.blank("en")
-    nlp.add_pipe("few_shot_textcat", config={"unknown_label": "oos"})
-    nlp.initialize()
+    nlp = default_pipeline(unknown_label="oos")
     nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
     return nlp
 
@@ -113,18 +110,6 @@ def test_the_decision_survives_saving_and_loading(tmp_path):
     loaded = spacy.load(tmp_path / "p")
     assert loaded.get_pipe("few_shot_textcat").cfg["in_scope_quantile"] == 0.7
     assert [d.cats for d in loaded.pipe(texts)] == [d.cats for d in nlp.pipe(texts)]
-
-
-def test_a_pipeline_saved_before_the_setting_loads_with_the_configs(tmp_path):
-    nlp = tiny_nlp(unknown_label="oos", in_scope_quantile=0.7)
-    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
-    nlp.to_disk(tmp_path / "p")
-    cfg_path = tmp_path / "p" / "few_shot_textcat" / "cfg"
-    cfg = srsly.read_json(cfg_path)
-    del cfg["in_scope_quantile"]
-    srsly.write_json(cfg_path, cfg)
-    loaded = spacy.load(tmp_path / "p")
-    assert loaded.get_pipe("few_shot_textcat").cfg["in_scope_quantile"] == 0.7
 
 
 @pytest.mark.parametrize("value", [1.0, -0.1, "0.1", True])

@@ -349,3 +349,21 @@ def test_settings_given_to_spacy_load_win_over_the_saved_ones(adapted, tmp_path)
     loaded = spacy.load(tmp_path, config=overrides).get_pipe("few_shot_textcat")
     assert (loaded.cfg["threshold"], loaded.cfg["unknown_label"]) == (0.7, "none")
     assert loaded.cfg["adapt_steps"] == 20
+
+
+@pytest.mark.parametrize(
+    "setting,value,config",
+    [("in_scope_quantile", 0.7, {"unknown_label": "oos"}), ("use_label_names", False, {})],
+)
+def test_a_pipeline_saved_before_a_setting_existed_loads_with_the_configs(
+    tmp_path, setting, value, config
+):
+    nlp = tiny_nlp(**config, **{setting: value})
+    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    nlp.to_disk(tmp_path / "p")
+    cfg_path = tmp_path / "p" / "few_shot_textcat" / "cfg"
+    cfg = srsly.read_json(cfg_path)
+    del cfg[setting]
+    srsly.write_json(cfg_path, cfg)
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.get_pipe("few_shot_textcat").cfg[setting] == value
