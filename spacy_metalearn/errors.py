@@ -153,3 +153,18 @@ class Errors(metaclass=_MessagesWithCodes):
         "adapt() expects descriptions as a mapping from label to text, e.g. "
         "{{'card_arrival': 'when will my card arrive'}}, but got {type}."
     )
+    E038 = (
+        "Deep adaptation (deep_steps > 0) trains the top layers of the "
+        "component's own transformer (spacy_metalearn.TransformerEncoder.v1 with a "
+        "BERT-like model), and this component's encoder has none: a listener or a "
+        "tok2vec. Use deep_steps=0."
+    )
+    E039 = (
+        "adapt(deep_steps={steps}) trains on a softmax over labels, which needs "
+        "exclusive classes (exclusive_classes = true). Use deep_steps=0."
+    )
+    E040 = (
+        "adapt(deep_steps={steps}) changes the encoder, so every example must be "
+        "encoded again, and the component keeps only the embeddings of the labels "
+        "it already has ({labels}). Pass replace=True with the whole support set."
+    )

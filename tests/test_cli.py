@@ -160,6 +160,7 @@ def test_evaluate_steps_override_the_pipelines_adaptation(files):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert (data["adapt_steps"], data["adapt_learn_rate"]) == (7, 3.0)
+    assert data["deep_adapt_steps"] == 0
     result = CliRunner().invoke(app, [*args, "--learn-rate", "-1"])
     assert result.exit_code == 1
     assert "[E019]" in result.output
@@ -170,6 +171,9 @@ def test_evaluate_steps_override_the_pipelines_adaptation(files):
     [
         (["--repeats", "0"], "--repeats"),
         (["--steps", "-3"], "[E019] adapt_steps"),
+        (["--deep-steps", "-3"], "[E019] deep_adapt_steps"),
+        # the tiny pipeline's encoder is a tok2vec: nothing to adapt deeply
+        (["--deep-steps", "2"], "[E038]"),
     ],
 )
 def test_evaluate_refuses_bad_numbers(files, extra, expected):

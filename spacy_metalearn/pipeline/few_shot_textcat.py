@@ -23,6 +23,13 @@ from thinc.api import Config, Model, set_dropout_rate, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..adaptation import Adaptation, build_adaptation, fit_adaptation
+from ..deep_adaptation import (
+    TopLayers,
+    check_start,
+    fit_top_layers,
+    start_from_bytes,
+    start_to_bytes,
+)
 from ..embedding import DocEmbedder, length_order
 from ..episodes import split_episode
 from ..errors import Errors, Warnings
@@ -46,9 +53,15 @@ from ..support_set import SupportSet
 # PyTorch's DataLoader workers do.
 os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 
-SERIALIZED = ("cfg", "vocab", "model", "support")
+SERIALIZED = ("cfg", "vocab", "model", "support", "deep_start")
 # settings that older versions did not save
-SETTINGS_ADDED_LATER = ("in_scope_quantile", "use_label_names")
+SETTINGS_ADDED_LATER = (
+    "in_scope_quantile",
+    "use_label_names",
+    "deep_adapt_steps",
+    "deep_adapt_learn_rate",
+    "deep_adapt_layers",
+)
 
 default_model_config = """
 [model]
@@ -74,6 +87,11 @@ DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 # shots, frozen encoder; scripts/probe_out_of_scope.py): the largest quantile
 # whose in-scope accuracy stayed within 2 points of never abstaining
 DEFAULT_IN_SCOPE_QUANTILE = 0.04
+# chosen on the meta-dev sets of scripts/probe_deep_adaptation.py (CLINC150
+# banking + credit cards, HINT3), frozen all-MiniLM-L6-v2: 10 steps of 3e-5
+# on the top 2 layers; off by default (it costs seconds per step)
+DEFAULT_DEEP_ADAPT_LEARN_RATE = 3e-5
+DEFAULT_DEEP_ADAPT_LAYERS = 2
 
 
 @Language.factory(
@@ -90,6 +108,9 @@ DEFAULT_IN_SCOPE_QUANTILE = 0.04
         "batch_size": 32,
         "adapt_steps": None,
         "adapt_learn_rate": None,
+        "deep_adapt_steps": 0,
+        "deep_adapt_learn_rate": DEFAULT_DEEP_ADAPT_LEARN_RATE,
+        "deep_adapt_layers": DEFAULT_DEEP_ADAPT_LAYERS,
         "scorer": {"@scorers": "spacy_metalearn.few_shot_scorer.v1"},
     },
     default_score_weights={
@@ -119,6 +140,9 @@ def make_few_shot_textcat(
     batch_size: int,
     adapt_steps: Optional[int],
     adapt_learn_rate: Optional[float],
+    deep_adapt_steps: int,
+    deep_adapt_learn_rate: float,
+    deep_adapt_layers: int,
     scorer: Callable,
 ) -> "FewShotTextCategorizer":
     """Create a few_shot_textcat component.
@@ -145,6 +169,11 @@ def make_few_shot_textcat(
         set by default; None means the learner's own (0 for ProtoNet).
     adapt_learn_rate (Optional[float]): Step size of those inner-loop steps;
         None means the learner's meta-learned one.
+    deep_adapt_steps (int): Steps adapt() takes by default on the support set
+        through the top layers of the component's own transformer before
+        building the classifier (deep adaptation); 0 turns it off.
+    deep_adapt_learn_rate (float): Adam's step size for those steps.
+    deep_adapt_layers (int): How many of the transformer's top layers they update.
     scorer (Callable): The scoring method.
     """
     return FewShotTextCategorizer(
@@ -161,6 +190,9 @@ def make_few_shot_textcat(
         batch_size=batch_size,
         adapt_steps=adapt_steps,
         adapt_learn_rate=adapt_learn_rate,
+        deep_adapt_steps=deep_adapt_steps,
+        deep_adapt_learn_rate=deep_adapt_learn_rate,
+        deep_adapt_layers=deep_adapt_layers,
         scorer=scorer,
     )
 
@@ -196,6 +228,9 @@ class FewShotTextCategorizer(TrainablePipe):
         batch_size: int = 32,
         adapt_steps: Optional[int] = None,
         adapt_learn_rate: Optional[float] = None,
+        deep_adapt_steps: int = 0,
+        deep_adapt_learn_rate: float = DEFAULT_DEEP_ADAPT_LEARN_RATE,
+        deep_adapt_layers: int = DEFAULT_DEEP_ADAPT_LAYERS,
         scorer: Callable,
     ) -> None:
         """Initialize the component.
@@ -219,6 +254,9 @@ class FewShotTextCategorizer(TrainablePipe):
             None for the learner's own.
         adapt_learn_rate (Optional[float]): Inner-loop step size at adapt(),
             or None for the learner's meta-learned one.
+        deep_adapt_steps (int): adapt()'s default deep-adaptation steps (0: none).
+        deep_adapt_learn_rate (float): Their Adam step size.
+        deep_adapt_layers (int): The transformer's top layers they update.
         scorer (Callable): The scoring method.
         """
         if not name or name.startswith(".") or any(sep in name for sep in ("/", "\\", os.sep)):
@@ -236,6 +274,9 @@ class FewShotTextCategorizer(TrainablePipe):
             "batch_size": batch_size,
             "adapt_steps": adapt_steps,
             "adapt_learn_rate": adapt_learn_rate,
+            "deep_adapt_steps": deep_adapt_steps,
+            "deep_adapt_learn_rate": deep_adapt_learn_rate,
+            "deep_adapt_layers": deep_adapt_layers,
         }
         check_settings(cfg)
         # the settings as the config gave them, to tell load-time overrides
@@ -252,6 +293,9 @@ class FewShotTextCategorizer(TrainablePipe):
             model.get_ref("encoder"), vocab, nlp=nlp, name=name, batch_size=batch_size
         )
         self._adaptation = Adaptation.empty()
+        # the weights deep adaptation changed, as they were before it (what a
+        # later deep adaptation starts from); None while the encoder is as loaded
+        self._deep_start: Optional[Dict[str, numpy.ndarray]] = None
         self._warned_no_labels = False
 
     def set_adaptation(
@@ -260,14 +304,18 @@ class FewShotTextCategorizer(TrainablePipe):
         learn_rate: Optional[float],
         *,
         use_label_names: Optional[bool] = None,
+        deep_steps: Optional[int] = None,
     ) -> None:
         """Set how adapt() fits the support set by default: `steps` inner-loop
         steps (None: the learner's own) of size `learn_rate` (None: the
-        learner's meta-learned one), and whether labels are described by
-        their names (None: unchanged). Saved with the pipeline."""
+        learner's meta-learned one), whether labels are described by their
+        names and how many deep-adaptation steps it takes (None: unchanged).
+        Saved with the pipeline."""
         cfg = {**self.cfg, "adapt_steps": steps, "adapt_learn_rate": learn_rate}
         if use_label_names is not None:
             cfg["use_label_names"] = use_label_names
+        if deep_steps is not None:
+            cfg["deep_adapt_steps"] = deep_steps
         check_settings(cfg)
         self.cfg = normalized_settings(cfg)
 
@@ -501,9 +549,10 @@ class FewShotTextCategorizer(TrainablePipe):
         replace: bool = False,
         steps: Optional[int] = None,
         descriptions: Optional[Dict[str, str]] = None,
+        deep_steps: Optional[int] = None,
     ) -> Dict[str, Any]:
         """Learn labels from a few examples each, and from a description of
-        each, without training the encoder.
+        each; the encoder is trained only with deep_steps > 0.
 
         Every example is encoded once and kept (as its embedding), so adapting
         in parts gives what adapting once with everything gives. A label's
@@ -514,8 +563,12 @@ class FewShotTextCategorizer(TrainablePipe):
         classifier is then built from all kept rows: the prototypes (or the
         learner's instant classifier) or, with `steps` > 0, a linear head
         fitted by that many inner-loop steps from the learner's start.
-        Multi-label scores are calibrated on the kept rows. Nothing changes
-        unless it all succeeds.
+        Multi-label scores are calibrated on the kept rows. With deep_steps > 0
+        the top layers of the component's own transformer first take that many
+        steps on episodes drawn from the support set, starting from their
+        weights before any deep adaptation, and every row is encoded with the
+        adapted layers (so it needs the whole support set: replace=True, or
+        no labels yet). Nothing changes unless it all succeeds.
 
         data (SupportData): A mapping label -> texts (str or Doc), or Examples
             whose cats give the labels.
@@ -524,6 +577,8 @@ class FewShotTextCategorizer(TrainablePipe):
             adapt_steps setting, and if that is None the learner's own.
         descriptions (Optional[Dict[str, str]]): A text describing a label
             ('when will my card arrive'), for labels of `data` or new ones.
+        deep_steps (Optional[int]): Deep-adaptation steps; None: the
+            component's deep_adapt_steps setting.
         RETURNS (Dict[str, Any]): {"added": {label: n}, "updated": {label: n},
             "removed": [labels]}, n being the number of examples used.
         """
@@ -531,8 +586,12 @@ class FewShotTextCategorizer(TrainablePipe):
         if steps is None:
             steps = self.learner.inner_steps
         check_steps("steps", steps)
+        deep_steps = self.cfg["deep_adapt_steps"] if deep_steps is None else deep_steps
+        check_steps("deep_steps", deep_steps)
         if steps > 0 and not self.cfg["exclusive_classes"]:
             raise ValueError(Errors.E032.format(steps=steps))
+        if deep_steps > 0 and not self.cfg["exclusive_classes"]:
+            raise ValueError(Errors.E039.format(steps=deep_steps))
         unknown_label = self.cfg["unknown_label"]
         given = collect_descriptions(descriptions, unknown_label)
         support = collect_support(
@@ -542,30 +601,57 @@ class FewShotTextCategorizer(TrainablePipe):
             allow_no_examples=True,
         )
         base = SupportSet.empty() if replace else self._adaptation.support_set
+        if deep_steps > 0 and base.labels:
+            kept = ", ".join(repr(label) for label in base.labels[:5])
+            kept += ", ..." if len(base.labels) > 5 else ""
+            raise ValueError(Errors.E040.format(steps=deep_steps, labels=kept))
         described = self._descriptions(support, given, base)
         for label in [*support, *given]:
             if not support.get(label) and label not in described and label not in base.described:
                 raise ValueError(Errors.E002.format(label=label))
         if not support and not given:
             raise ValueError(Errors.E001)
-        labels, embeddings, is_description = self._embed_support(support, described)
-        if base.labels and base.width != embeddings.shape[1]:
-            raise ValueError(Errors.E020.format(stored=base.width, encoder=embeddings.shape[1]))
-        adaptation = fit_adaptation(
-            base.add(labels, embeddings.cpu().numpy(), is_description),
-            self.learner,
-            self._head(),
-            self._device(),
-            steps=steps,
-            learn_rate=self.cfg["adapt_learn_rate"],
-            calibrate=not self.cfg["exclusive_classes"],
-        )
+        labels, docs, is_description = self._support_docs(support, described)
+        top = None
+        if deep_steps > 0 or (replace and self._deep_start is not None):
+            top = TopLayers(self.model.get_ref("encoder"), self.cfg["deep_adapt_layers"])
+        # what the weights are now, to put back if anything below fails
+        rollback = None if top is None else top.state([*(self._deep_start or ()), *top.parameters])
+        deep_start = self._deep_start
+        try:
+            if top is not None and deep_start is not None:
+                top.load(deep_start)  # the encoder as it was before deep adaptation
+                deep_start = None
+            if deep_steps > 0:
+                assert top is not None
+                deep_start = top.state()
+                index = {label: i for i, label in enumerate(dict.fromkeys(labels))}
+                fit_top_layers(top, self._begin_update, docs, [index[label] for label in labels],
+                               is_description, len(index), steps=deep_steps,
+                               learn_rate=self.cfg["deep_adapt_learn_rate"])  # fmt: skip
+            embeddings = prepare(self.embedder.embed_docs(docs), self._head().metric)
+            if base.labels and base.width != embeddings.shape[1]:
+                raise ValueError(Errors.E020.format(stored=base.width, encoder=embeddings.shape[1]))
+            adaptation = fit_adaptation(
+                base.add(labels, embeddings.cpu().numpy(), is_description),
+                self.learner,
+                self._head(),
+                self._device(),
+                steps=steps,
+                learn_rate=self.cfg["adapt_learn_rate"],
+                calibrate=not self.cfg["exclusive_classes"],
+            )
+        except BaseException:
+            if rollback is not None:
+                top.load(rollback)
+            raise
         counts = {label: len(support.get(label, ())) for label in [*support, *given]}
         result = {
             "added": {label: n for label, n in counts.items() if label not in base.labels},
             "updated": {label: n for label, n in counts.items() if label in base.labels},
             "removed": [label for label in self.labels if label not in adaptation.labels],
         }
+        self._deep_start = deep_start
         self._adaptation = adaptation
         return result
 
@@ -583,11 +669,11 @@ class FewShotTextCategorizer(TrainablePipe):
                     described[label] = name
         return described
 
-    def _embed_support(
+    def _support_docs(
         self, support: Dict[str, List[Any]], descriptions: Dict[str, str]
-    ) -> Tuple[List[str], torch.Tensor, List[bool]]:
-        """Each row's label, prepared embedding and whether it is a
-        description, the examples first; all encoded in one pass."""
+    ) -> Tuple[List[str], List[Doc], List[bool]]:
+        """Each row's label, doc and whether it is a description, the
+        examples first; an empty doc is an error naming its label."""
         labels = [label for label, items in support.items() for _ in items]
         positions = [i for items in support.values() for i in range(len(items))]
         items = [item for items in support.values() for item in items]
@@ -598,9 +684,8 @@ class FewShotTextCategorizer(TrainablePipe):
         for (label, description), doc in zip(descriptions.items(), docs[len(items) :]):
             if len(doc) == 0:
                 raise ValueError(Errors.E036.format(label=label, description=description))
-        embeddings = prepare(self.embedder.embed_docs(docs), self._head().metric)
         is_description = [False] * len(labels) + [True] * len(descriptions)
-        return labels + list(descriptions), embeddings, is_description
+        return labels + list(descriptions), docs, is_description
 
     def fit_classifier(
         self,
@@ -704,6 +789,8 @@ class FewShotTextCategorizer(TrainablePipe):
             "model": self.model.to_bytes,
             "support": support_set.to_bytes,
         }
+        if self._deep_start is not None:
+            serialize["deep_start"] = lambda: start_to_bytes(self._deep_start)
         return to_bytes(serialize, exclude)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = SimpleFrozenList()):
@@ -727,7 +814,9 @@ class FewShotTextCategorizer(TrainablePipe):
         self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()
     ) -> None:
         """Save the component to a directory: cfg (JSON), model (thinc msgpack),
-        support (msgpack of labels, embeddings and what was fitted on them).
+        support (msgpack of labels, embeddings and what was fitted on them) and,
+        after deep adaptation, deep_start (msgpack of the adapted weights as
+        they were before it).
         Each file is written under a temporary name and then renamed, so a
         failed save (a full disk) leaves the previous file whole.
 
@@ -740,8 +829,15 @@ class FewShotTextCategorizer(TrainablePipe):
             "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
             "model": lambda p: write_atomically(p, self.model.to_bytes()),
             "support": lambda p: write_atomically(p, support_set.to_bytes()),
+            "deep_start": self._write_deep_start,
         }
         to_disk(path, serialize, exclude)
+
+    def _write_deep_start(self, path: Path) -> None:
+        if self._deep_start is not None:
+            write_atomically(path, start_to_bytes(self._deep_start))
+        elif path.exists():  # left by an earlier save to the same folder
+            path.unlink()
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()):
         """Load the component from a directory; a missing or damaged file gives
@@ -759,6 +855,8 @@ class FewShotTextCategorizer(TrainablePipe):
             if not (path / key).is_file():
                 raise ValueError(Errors.E012.format(name=self.name, file=key, path=path))
             data[key] = (path / key).read_bytes()
+        if "deep_start" not in exclude and (path / "deep_start").is_file():
+            data["deep_start"] = (path / "deep_start").read_bytes()
         vocab_path = path / "vocab"
         load_vocab = None
         if "vocab" not in exclude and vocab_path.exists():
@@ -816,6 +914,14 @@ class FewShotTextCategorizer(TrainablePipe):
                 support_set = SupportSet.from_bytes(data["support"])
             except ValueError as e:
                 raise ValueError(Errors.E013.format(name=self.name, file="support", error=e)) from e
+        deep_start = None
+        if "deep_start" in data:
+            try:
+                deep_start = start_from_bytes(data["deep_start"])
+            except ValueError as e:
+                raise ValueError(
+                    Errors.E013.format(name=self.name, file="deep_start", error=e)
+                ) from e
         if cfg["unknown_label"] in support_set.labels:
             error = ValueError(Errors.E010.format(label=cfg["unknown_label"]))
             raise ValueError(Errors.E013.format(name=self.name, file="cfg", error=error))
@@ -836,6 +942,13 @@ class FewShotTextCategorizer(TrainablePipe):
                     raise ValueError(
                         Errors.E013.format(name=self.name, file="model", error=e)
                     ) from e
+            if deep_start is not None:
+                try:
+                    check_start(self.model.get_ref("encoder"), deep_start)
+                except ValueError as e:
+                    raise ValueError(
+                        Errors.E013.format(name=self.name, file="deep_start", error=e)
+                    ) from e
             if load_vocab is not None:
                 load_vocab()
             adaptation = build_adaptation(support_set, self.learner, self._head(), self._device())
@@ -847,6 +960,7 @@ class FewShotTextCategorizer(TrainablePipe):
             raise
         self.cfg = normalized_settings(cfg)
         self.embedder.batch_size = self.cfg["batch_size"]
+        self._deep_start = deep_start
         self._adaptation = adaptation
 
 
@@ -957,21 +1071,20 @@ def check_settings(cfg: Dict[str, Any]) -> None:
                 setting="in_scope_quantile", requirement="null or in [0, 1)", value=quantile
             )
         )
+    check_steps("deep_adapt_steps", cfg["deep_adapt_steps"])
+    check_learn_rate("deep_adapt_learn_rate", cfg["deep_adapt_learn_rate"])
+    layers = cfg["deep_adapt_layers"]
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+        raise ValueError(
+            Errors.E019.format(
+                setting="deep_adapt_layers", requirement="an integer >= 1", value=layers
+            )
+        )
     steps, learn_rate = cfg["adapt_steps"], cfg["adapt_learn_rate"]
     if steps is not None:
         check_steps("adapt_steps", steps)
-    if learn_rate is not None and (
-        isinstance(learn_rate, bool)
-        or not isinstance(learn_rate, (int, float))
-        or not 0 < learn_rate <= MAX_LEARN_RATE
-    ):
-        raise ValueError(
-            Errors.E019.format(
-                setting="adapt_learn_rate",
-                requirement=f"a number in (0, {MAX_LEARN_RATE:g}]",
-                value=learn_rate,
-            )
-        )
+    if learn_rate is not None:
+        check_learn_rate("adapt_learn_rate", learn_rate)
 
 
 # Bounds on adaptation: inner-loop steps cost a few milliseconds each on a
@@ -989,6 +1102,21 @@ def check_steps(setting: str, steps: Any) -> None:
         )
 
 
+def check_learn_rate(setting: str, learn_rate: Any) -> None:
+    if (
+        isinstance(learn_rate, bool)
+        or not isinstance(learn_rate, (int, float))
+        or not 0 < learn_rate <= MAX_LEARN_RATE
+    ):
+        raise ValueError(
+            Errors.E019.format(
+                setting=setting,
+                requirement=f"a number in (0, {MAX_LEARN_RATE:g}]",
+                value=learn_rate,
+            )
+        )
+
+
 def normalized_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
     cfg = dict(cfg)
     cfg["threshold"] = float(cfg["threshold"])
@@ -996,4 +1124,5 @@ def normalized_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
         cfg["in_scope_quantile"] = float(cfg["in_scope_quantile"])
     if cfg["adapt_learn_rate"] is not None:
         cfg["adapt_learn_rate"] = float(cfg["adapt_learn_rate"])
+    cfg["deep_adapt_learn_rate"] = float(cfg["deep_adapt_learn_rate"])
     return cfg
