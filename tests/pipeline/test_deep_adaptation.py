@@ -17,6 +17,7 @@ from spacy_metalearn.deep_adaptation import (
     episode_loss,
     find_transformer,
     fit_top_layers,
+    lower_layers_run_once,
     pseudo_episode,
 )
 from spacy_metalearn.pipeline import few_shot_textcat
@@ -98,6 +99,26 @@ def test_deep_adaptation_updates_the_top_layers_only(tiny_bert):
     )
     transformer = find_transformer(component.model.get_ref("encoder"))
     assert all(p.requires_grad for p in transformer.parameters())  # as spacy train needs them
+
+
+def test_the_lower_layers_run_once_and_give_what_they_compute(tiny_bert):
+    component = deep_nlp(tiny_bert).get_pipe("few_shot_textcat")
+    transformer = find_transformer(component.model.get_ref("encoder"))
+    layers = list(transformer.encoder.layer)
+    docs = component.embedder.make_docs(TEXTS)
+    expected = component.embedder.embed_docs(docs)
+    top = TopLayers(component.model.get_ref("encoder"), 1)
+    calls = []
+    hook = layers[0].register_forward_hook(lambda *args: calls.append(1))
+    with lower_layers_run_once(top):
+        first = component.embedder.embed_docs(docs)
+        again = component.embedder.embed_docs(docs)
+    hook.remove()
+    torch.testing.assert_close(first, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(again, expected, atol=1e-6, rtol=0)
+    assert len(calls) == 1  # one batch, computed once
+    assert all(a is b for a, b in zip(transformer.encoder.layer, layers))
+    torch.testing.assert_close(component.embedder.embed_docs(docs), expected, atol=0, rtol=0)
 
 
 def test_deep_steps_learn_the_support(tiny_bert):
