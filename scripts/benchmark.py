@@ -224,7 +224,7 @@ def target_lines(methods: Dict[str, Dict[int, Dict[str, Any]]]) -> List[str]:
     return lines
 
 
-def plot(methods, path: Path, title: str) -> None:
+def plot(methods, path: Path, title: str):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,7 +235,7 @@ def plot(methods, path: Path, title: str) -> None:
         shots = sorted(k for k in results if k > 0)  # a log axis has no zero
         axes.plot(shots, [results[k]["accuracy"] for k in shots], marker="o", label=name)
     axes.set_xscale("log")
-    every = sorted({k for results in methods.values() for k in results})
+    every = sorted({k for results in methods.values() for k in results if k > 0})
     axes.set_xticks(every, [str(k) for k in every])
     axes.minorticks_off()
     axes.set_xlabel("examples per label (shots)")
@@ -245,6 +245,7 @@ def plot(methods, path: Path, title: str) -> None:
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+    return figure
 
 
 def main(
@@ -260,9 +261,20 @@ def main(
     speed_docs: int = typer.Option(1000, help="Test texts timed for inference speed"),
     seed: int = typer.Option(0),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
+    plot_only: bool = typer.Option(
+        False, "--plot-only", help="Only draw the plot again from OUTPUT/results.json"
+    ),
 ) -> None:
     from spacy_metalearn.data import read_labelled
     from spacy_metalearn.evaluation import markdown_table
+
+    if plot_only:
+        rows = json.loads((output / "results.json").read_text())["rows"]
+        drawn: Dict[str, Dict[int, Dict[str, Any]]] = {}
+        for row in rows:
+            drawn.setdefault(row["method"], {})[row["shots"]] = row
+        plot(drawn, output / "accuracy_vs_shots.png", f"All-label accuracy, {data.name}")
+        return
 
     shot_list = [int(k) for k in shots.split(",") if k.strip()]
     supports = {k: support_set(data, k, seed) for k in shot_list}

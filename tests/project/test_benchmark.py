@@ -102,3 +102,11 @@ def test_support_set_needs_enough_examples(tmp_path, shots, problem):
     write_folder(tmp_path / "train", [("a b", "x"), ("c d", "x"), ("e f", "y"), ("e f", "y")])
     with pytest.raises(ValueError, match=problem):
         benchmark.support_set(tmp_path, shots, seed=0)
+
+
+def test_the_plot_spans_the_shots_with_a_zero_shot_row(tmp_path):
+    methods = {"frozen": {0: {"accuracy": 60.0}, 1: {"accuracy": 65.0}, 5: {"accuracy": 80.0}}}
+    figure = benchmark.plot(methods, tmp_path / "plot.png", "t")
+    low, high = figure.axes[0].get_xlim()
+    assert 0.5 < low < 1 and 5 < high < 10  # a log axis: zero shots cannot be on it
+    assert (tmp_path / "plot.png").stat().st_size > 0
