@@ -353,7 +353,12 @@ def test_settings_given_to_spacy_load_win_over_the_saved_ones(adapted, tmp_path)
 
 @pytest.mark.parametrize(
     "setting,value,config",
-    [("in_scope_quantile", 0.7, {"unknown_label": "oos"}), ("use_label_names", False, {})],
+    [
+        ("in_scope_quantile", 0.7, {"unknown_label": "oos"}),
+        ("use_label_names", False, {}),
+        ("deep_adapt_learn_rate", 1e-4, {}),
+        ("deep_adapt_layers", 1, {}),
+    ],
 )
 def test_a_pipeline_saved_before_a_setting_existed_loads_with_the_configs(
     tmp_path, setting, value, config
