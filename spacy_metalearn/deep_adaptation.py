@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from thinc.api import Model, torch2xp, xp2torch
 
 from .errors import Errors
+from .models.encoder import find_transformer_shim
 
 # the cosine scale of the adaptation loss, as in the probe that chose the steps
 DEEP_ADAPT_SCALE = 20.0
@@ -125,12 +126,9 @@ def check_start(encoder: Model, state: Dict[str, numpy.ndarray]) -> None:
 def find_transformer(encoder: Model):
     """The Hugging Face model inside a spacy-transformers layer of `encoder`,
     or None (a listener or a tok2vec has none)."""
-    for node in encoder.walk():
-        for shim in node.shims:
-            transformer = getattr(getattr(shim, "_hfmodel", None), "transformer", None)
-            if isinstance(transformer, torch.nn.Module):
-                return transformer
-    return None
+    shim = find_transformer_shim(encoder)
+    transformer = None if shim is None else shim._hfmodel.transformer
+    return transformer if isinstance(transformer, torch.nn.Module) else None
 
 
 def find_state_problem(

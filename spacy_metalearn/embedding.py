@@ -2,13 +2,17 @@
 components the encoder listens to, and encode in length-sorted batches. One
 object serves adapt(), predict(), the scorer, evaluation and the scripts."""
 
-from typing import Callable, List, Optional, Sequence, Union
+import contextlib
+from typing import Callable, ContextManager, List, Optional, Sequence, Union
 
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from thinc.api import Model, xp2torch
+
+from .models.encoder import find_transformer_shim
+from .onnx_inference import OnnxRuntimeBackend
 
 TextOrDoc = Union[str, Doc]
 
@@ -23,6 +27,8 @@ class DocEmbedder:
     name (str): The name of the component that owns the encoder (listeners
         are found by it).
     batch_size (int): Docs encoded at once.
+    backend (Optional[OnnxRuntimeBackend]): Runs the encoder's own transformer
+        through ONNX Runtime while encoding, or None for torch.
     """
 
     def __init__(
@@ -33,12 +39,14 @@ class DocEmbedder:
         nlp: Optional[Language] = None,
         name: str = "",
         batch_size: int = 32,
+        backend: Optional[OnnxRuntimeBackend] = None,
     ) -> None:
         self.encoder = encoder
         self.vocab = vocab
         self.nlp = nlp
         self.name = name
         self.batch_size = batch_size
+        self.backend = backend
 
     def __call__(self, items: Sequence[TextOrDoc]) -> torch.Tensor:
         """Embed texts or docs.
@@ -83,16 +91,26 @@ class DocEmbedder:
         if not docs:
             return torch.zeros((0, 0))
         order = length_order(docs)
-        batches = [
-            xp2torch(
-                self.encoder.predict([docs[i] for i in order[start : start + self.batch_size]])
-            )
-            for start in range(0, len(order), self.batch_size)
-        ]
+        with self.encoding():
+            batches = [
+                xp2torch(
+                    self.encoder.predict([docs[i] for i in order[start : start + self.batch_size]])
+                )
+                for start in range(0, len(order), self.batch_size)
+            ]
         sorted_embeddings = torch.cat(batches)
         embeddings = torch.empty_like(sorted_embeddings)
         embeddings[torch.as_tensor(order, device=embeddings.device)] = sorted_embeddings
         return embeddings
+
+    def encoding(self) -> ContextManager[None]:
+        """Where the encoder's predictions run: through the ONNX Runtime
+        backend, if one is set, else torch."""
+        if self.backend is None:
+            return contextlib.nullcontext()
+        shim = find_transformer_shim(self.encoder)
+        assert shim is not None, "make_backend() checks the encoder has a transformer"
+        return self.backend.encoding(shim)
 
 
 def length_order(docs: Sequence[Doc]) -> List[int]:

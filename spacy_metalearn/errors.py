@@ -168,3 +168,14 @@ class Errors(metaclass=_MessagesWithCodes):
         "encoded again, and the component keeps only the embeddings of the labels "
         "it already has ({labels}). Pass replace=True with the whole support set."
     )
+    E041 = (
+        "The inference backend '{backend}' runs the transformer with ONNX Runtime, "
+        "and it cannot be imported ({error}). Install it with "
+        '`pip install "spacy-metalearn[onnx]"`, or set inference_backend = "torch".'
+    )
+    E042 = (
+        "The inference backend '{backend}' runs the component's own transformer "
+        "(spacy_metalearn.TransformerEncoder.v1) with ONNX Runtime, and this "
+        "component's encoder has none: a listener or a tok2vec. Set "
+        'inference_backend = "torch".'
+    )

@@ -1,7 +1,7 @@
 """Doc encoders: a token-vector layer (transformer or tok2vec), pooled into one
 vector per doc, with an optional projection."""
 
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -82,3 +82,14 @@ def build_transformer_tok2vec(
         mixed_precision=mixed_precision,
         grad_scaler_config=dict(grad_scaler_config or {}),
     )
+
+
+def find_transformer_shim(encoder: Model) -> Optional[Any]:
+    """The spacy-transformers shim inside `encoder` that holds the Hugging Face
+    model of the component's own transformer (loaded at initialize()), or None
+    (a listener or a tok2vec has none)."""
+    for node in encoder.walk():
+        for shim in node.shims:
+            if hasattr(shim, "_hfmodel"):
+                return shim
+    return None

@@ -19,7 +19,7 @@ from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import SimpleFrozenList, from_bytes, to_bytes, to_disk
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, set_dropout_rate, torch2xp, xp2torch
+from thinc.api import Config, Model, Optimizer, set_dropout_rate, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..adaptation import Adaptation, build_adaptation, fit_adaptation
@@ -37,6 +37,7 @@ from ..learners.base import Learner
 from ..models.classifiers import Classifier
 from ..models.head import accumulate_head_gradients, metric_head, set_inner_lr
 from ..models.metric import MetricHead, check_metric, prepare
+from ..onnx_inference import INFERENCE_BACKENDS, TORCH_BACKEND, make_backend
 from ..payload import find_code_in_model
 from ..scoring import EPISODE_ACC, unknown_gold_labels
 from ..support import (
@@ -61,6 +62,7 @@ SETTINGS_ADDED_LATER = (
     "deep_adapt_steps",
     "deep_adapt_learn_rate",
     "deep_adapt_layers",
+    "inference_backend",
 )
 
 default_model_config = """
@@ -111,6 +113,7 @@ DEFAULT_DEEP_ADAPT_LAYERS = 2
         "deep_adapt_steps": 0,
         "deep_adapt_learn_rate": DEFAULT_DEEP_ADAPT_LEARN_RATE,
         "deep_adapt_layers": DEFAULT_DEEP_ADAPT_LAYERS,
+        "inference_backend": TORCH_BACKEND,
         "scorer": {"@scorers": "spacy_metalearn.few_shot_scorer.v1"},
     },
     default_score_weights={
@@ -143,6 +146,7 @@ def make_few_shot_textcat(
     deep_adapt_steps: int,
     deep_adapt_learn_rate: float,
     deep_adapt_layers: int,
+    inference_backend: str,
     scorer: Callable,
 ) -> "FewShotTextCategorizer":
     """Create a few_shot_textcat component.
@@ -174,6 +178,11 @@ def make_few_shot_textcat(
         building the classifier (deep adaptation); 0 turns it off.
     deep_adapt_learn_rate (float): Adam's step size for those steps.
     deep_adapt_layers (int): How many of the transformer's top layers they update.
+    inference_backend (str): What runs the component's own transformer when
+        docs are only encoded (predict, adapt's encoding, scoring): "torch",
+        or ONNX Runtime on CPU, "onnxruntime" (float32) or "onnxruntime-int8"
+        (dynamic int8 quantization; faster, slightly less accurate). Needs
+        the `onnx` extra.
     scorer (Callable): The scoring method.
     """
     return FewShotTextCategorizer(
@@ -193,6 +202,7 @@ def make_few_shot_textcat(
         deep_adapt_steps=deep_adapt_steps,
         deep_adapt_learn_rate=deep_adapt_learn_rate,
         deep_adapt_layers=deep_adapt_layers,
+        inference_backend=inference_backend,
         scorer=scorer,
     )
 
@@ -231,6 +241,7 @@ class FewShotTextCategorizer(TrainablePipe):
         deep_adapt_steps: int = 0,
         deep_adapt_learn_rate: float = DEFAULT_DEEP_ADAPT_LEARN_RATE,
         deep_adapt_layers: int = DEFAULT_DEEP_ADAPT_LAYERS,
+        inference_backend: str = TORCH_BACKEND,
         scorer: Callable,
     ) -> None:
         """Initialize the component.
@@ -257,6 +268,8 @@ class FewShotTextCategorizer(TrainablePipe):
         deep_adapt_steps (int): adapt()'s default deep-adaptation steps (0: none).
         deep_adapt_learn_rate (float): Their Adam step size.
         deep_adapt_layers (int): The transformer's top layers they update.
+        inference_backend (str): "torch", "onnxruntime" or "onnxruntime-int8":
+            what runs the transformer when docs are only encoded.
         scorer (Callable): The scoring method.
         """
         if not name or name.startswith(".") or any(sep in name for sep in ("/", "\\", os.sep)):
@@ -277,6 +290,7 @@ class FewShotTextCategorizer(TrainablePipe):
             "deep_adapt_steps": deep_adapt_steps,
             "deep_adapt_learn_rate": deep_adapt_learn_rate,
             "deep_adapt_layers": deep_adapt_layers,
+            "inference_backend": inference_backend,
         }
         check_settings(cfg)
         # the settings as the config gave them, to tell load-time overrides
@@ -290,7 +304,12 @@ class FewShotTextCategorizer(TrainablePipe):
         self.scorer = scorer
         self.cfg: Dict[str, Any] = normalized_settings(cfg)
         self.embedder = DocEmbedder(
-            model.get_ref("encoder"), vocab, nlp=nlp, name=name, batch_size=batch_size
+            model.get_ref("encoder"),
+            vocab,
+            nlp=nlp,
+            name=name,
+            batch_size=batch_size,
+            backend=make_backend(inference_backend, model.get_ref("encoder")),
         )
         self._adaptation = Adaptation.empty()
         # the weights deep adaptation changed, as they were before it (what a
@@ -317,6 +336,15 @@ class FewShotTextCategorizer(TrainablePipe):
         if deep_steps is not None:
             cfg["deep_adapt_steps"] = deep_steps
         check_settings(cfg)
+        self.cfg = normalized_settings(cfg)
+
+    def set_inference_backend(self, backend: str) -> None:
+        """Set what runs the component's own transformer when docs are only
+        encoded: "torch", "onnxruntime" or "onnxruntime-int8" (see the
+        factory). Saved with the pipeline."""
+        cfg = {**self.cfg, "inference_backend": backend}
+        check_settings(cfg)
+        self.embedder.backend = make_backend(backend, self.model.get_ref("encoder"))
         self.cfg = normalized_settings(cfg)
 
     @property
@@ -471,6 +499,16 @@ class FewShotTextCategorizer(TrainablePipe):
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Update the weights from the gradients accumulated by update(), and
+        drop the ONNX Runtime backend's export of the old ones.
+
+        sgd (thinc.api.Optimizer): The optimizer.
+        """
+        super().finish_update(sgd)
+        if self.embedder.backend is not None:
+            self.embedder.backend.invalidate()
 
     def _begin_update(self, docs: List[Doc]) -> Tuple[Floats2d, Callable]:
         """The model's forward pass over an episode in length-sorted batches of
@@ -922,6 +960,8 @@ class FewShotTextCategorizer(TrainablePipe):
                 raise ValueError(
                     Errors.E013.format(name=self.name, file="deep_start", error=e)
                 ) from e
+        # E041 / E042 before anything changes
+        backend = make_backend(cfg["inference_backend"], self.model.get_ref("encoder"))
         if cfg["unknown_label"] in support_set.labels:
             error = ValueError(Errors.E010.format(label=cfg["unknown_label"]))
             raise ValueError(Errors.E013.format(name=self.name, file="cfg", error=error))
@@ -958,6 +998,8 @@ class FewShotTextCategorizer(TrainablePipe):
             if vocab_backup is not None:
                 self.vocab.from_bytes(vocab_backup)
             raise
+        if cfg["inference_backend"] != self.cfg["inference_backend"]:
+            self.embedder.backend = backend
         self.cfg = normalized_settings(cfg)
         self.embedder.batch_size = self.cfg["batch_size"]
         self._deep_start = deep_start
@@ -1069,6 +1111,14 @@ def check_settings(cfg: Dict[str, Any]) -> None:
         raise ValueError(
             Errors.E019.format(
                 setting="in_scope_quantile", requirement="null or in [0, 1)", value=quantile
+            )
+        )
+    if cfg["inference_backend"] not in INFERENCE_BACKENDS:
+        raise ValueError(
+            Errors.E019.format(
+                setting="inference_backend",
+                requirement="one of " + ", ".join(f"'{b}'" for b in INFERENCE_BACKENDS),
+                value=cfg["inference_backend"],
             )
         )
     check_steps("deep_adapt_steps", cfg["deep_adapt_steps"])
