@@ -2,7 +2,9 @@
 the same texts and the same all-MiniLM-L6-v2 weights, side by side:
 
 - the pipeline: adapt() to the 10-shot support, then nlp.pipe at spaCy's
-  default batch (predict sorts each batch by length);
+  default batch (predict sorts each batch by length), with each inference
+  backend (torch, and ONNX Runtime in float32 and int8 on the CPU) and its
+  accuracy on the whole test split beside its speed;
 - sentence-transformers' `encode` (length-sorted batches of 32);
 - the bare Hugging Face transformer, mean-pooled, in length-sorted batches of 32.
 
@@ -34,6 +36,9 @@ BATCH_SIZE = 32
 # targets of the speed issue, printed; never enforced by a test
 PIPELINE_OVER_ST_TARGET = 1.0
 ADAPT_OVER_ST_ENCODE_TARGET = 1.1
+FAST_OVER_ST_TARGET = 2.0
+FAST_MAX_ACCURACY_LOSS = 0.5
+CPU_BACKENDS = "torch,onnxruntime,onnxruntime-int8"
 
 
 def rss_mib() -> float:
@@ -89,7 +94,9 @@ def gpu_peak_mib(device: str) -> Optional[float]:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
-def time_pipeline(model, support, texts, threads, gpu_id, repeats, steps, learn_rate, rss_docs):
+def time_pipeline(
+    model, backend, support, texts, test, threads, gpu_id, repeats, steps, learn_rate, rss_docs
+):
     import torch
 
     from spacy_metalearn.data import group_by_label
@@ -99,6 +106,7 @@ def time_pipeline(model, support, texts, threads, gpu_id, repeats, steps, learn_
     nlp = load_pipeline(model)
     component = find_component(nlp)
     component.set_adaptation(steps, learn_rate)
+    component.set_inference_backend(backend)
     grouped = group_by_label(support)
     component.adapt(grouped, replace=True)  # warm-up
     adapt_seconds = []
@@ -119,6 +127,9 @@ def time_pipeline(model, support, texts, threads, gpu_id, repeats, steps, learn_
         "adapt_steps": component.cfg["adapt_steps"],
         "threads_after": torch.get_num_threads(),
     }
+    docs = nlp.pipe([text for text, _ in test])
+    hits = [max(doc.cats, key=doc.cats.get) == label for doc, (_, label) in zip(docs, test)]
+    result["accuracy"] = 100.0 * sum(hits) / len(hits)
     if rss_docs:
         many = (texts * (rss_docs // len(texts) + 1))[:rss_docs]
         marks = []
@@ -205,6 +216,19 @@ def target_lines(rows: Dict[str, Dict[str, Any]]) -> List[str]:
             f"{name}: adapt {row['adapt_seconds']:.2f}s = {ratio:.2f}x sentence-transformers' "
             f"encoding of the same support (target <= {ADAPT_OVER_ST_ENCODE_TARGET}: {verdict})"
         )
+        torch_row = rows.get(name.rsplit(" ", 1)[0] + " torch")
+        if name.endswith(" torch") or torch_row is None:
+            continue
+        ratio = row["docs_per_second"] / st["docs_per_second"]
+        loss = torch_row["accuracy"] - row["accuracy"]
+        verdict = (
+            "met" if ratio >= FAST_OVER_ST_TARGET and loss <= FAST_MAX_ACCURACY_LOSS else "missed"
+        )
+        lines.append(
+            f"{name}: fast path {ratio:.2f}x sentence-transformers, {loss:+.2f} points of "
+            f"accuracy lost against torch (target >= {FAST_OVER_ST_TARGET}x with at most "
+            f"{FAST_MAX_ACCURACY_LOSS} lost: {verdict})"
+        )
     return lines
 
 
@@ -219,20 +243,29 @@ def main(
     adapt_steps: int = typer.Option(100, help="Inner-loop steps of adapt()"),
     adapt_learn_rate: float = typer.Option(30.0, help="Their step size"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
+    backends: Optional[str] = typer.Option(
+        None,
+        help=f"The pipeline's inference backends, comma-separated; default {CPU_BACKENDS} "
+        "on the CPU, torch on a GPU (ONNX Runtime is a CPU path)",
+    ),
 ) -> None:
     from spacy_metalearn.data import read_labelled
     from spacy_metalearn.evaluation import markdown_table
 
     support = read_labelled(data / "train_10")
-    texts = [text for text, _ in read_labelled(data / "test")][:n_docs]
+    if backends is None:
+        backends = CPU_BACKENDS if gpu_id < 0 else "torch"
+    test = read_labelled(data / "test")
+    texts = [text for text, _ in test][:n_docs]
     rows: Dict[str, Dict[str, Any]] = {}
     for spec in model:
         name, _, path = spec.partition("=")
-        print(f"== pipeline {name}: {path}", flush=True)
-        rows[f"pipeline {name}"] = in_fresh_process(
-            time_pipeline, path, support, texts, threads, gpu_id, repeats,
-            adapt_steps, adapt_learn_rate, rss_docs,
-        )  # fmt: skip
+        for backend in backends.split(","):
+            print(f"== pipeline {name} ({backend}): {path}", flush=True)
+            rows[f"pipeline {name} {backend}"] = in_fresh_process(
+                time_pipeline, path, backend, support, texts, test, threads, gpu_id, repeats,
+                adapt_steps, adapt_learn_rate, rss_docs,
+            )  # fmt: skip
     print("== sentence-transformers", flush=True)
     rows["sentence-transformers encode"] = in_fresh_process(
         time_sentence_transformers, support, texts, threads, gpu_id, repeats
@@ -250,7 +283,8 @@ def main(
         }
         for name, row in rows.items()
     ]
-    columns = ["method", "docs_per_second", "over_st", "adapt_seconds", "encode_support_seconds",
+    columns = ["method", "docs_per_second", "over_st", "accuracy", "adapt_seconds",
+               "encode_support_seconds",
                "peak_rss_mib", "peak_gpu_mib", "rss_first_tenth_mib", "rss_last_mib",
                "threads_after"]  # fmt: skip
     table = markdown_table(table_rows, columns)
