@@ -113,7 +113,7 @@ def export_onnx(transformer: torch.nn.Module, quantize: bool) -> bytes:
             fused.save_model_to_file(str(path))
         if quantize:
             quantized = Path(tmp) / "int8.onnx"
-            with quiet_root_logger():  # its advice to pre-process: the fusions did
+            with advice_filtered():
                 quantize_dynamic(
                     path,
                     quantized,
@@ -126,17 +126,25 @@ def export_onnx(transformer: torch.nn.Module, quantize: bool) -> bytes:
         return path.read_bytes()
 
 
+# what onnxruntime's quantizer logs on the root logger; the transformer
+# optimizer's fusions are the pre-processing it advises
+QUANTIZER_ADVICE = "Please consider to run pre-processing before quantization"
+
+
 @contextlib.contextmanager
-def quiet_root_logger() -> Iterator[None]:
-    """Within this block the root logger drops warnings (onnxruntime's
-    quantizer logs its advice there)."""
+def advice_filtered() -> Iterator[None]:
+    """Within this block the root logger drops the quantizer's advice (and
+    only that)."""
+
+    def not_advice(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(QUANTIZER_ADVICE)
+
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    root.addFilter(not_advice)
     try:
         yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(not_advice)
 
 
 def input_names(transformer: torch.nn.Module) -> Tuple[str, ...]:
@@ -161,7 +169,7 @@ class OnnxRuntimeBackend:
         self._exported_from: Optional[Tuple] = None
         self._session: Optional[Any] = None
         self._session_threads: Optional[int] = None
-        self._active = 0  # blocks encoding through ONNX Runtime now
+        self._active = 0  # encodings running through ONNX Runtime now
         self._original: Optional[torch.nn.Module] = None
 
     @property
@@ -207,6 +215,8 @@ class OnnxRuntimeBackend:
             return
         session = self.session(transformer)
         with self._lock:
+            # encodings that overlap share the first one's session (weights
+            # changed meanwhile reach the next encoding that starts alone)
             if self._active == 0:
                 self._original = shim._model
                 shim._model = OnnxRuntimeTransformer(transformer, session)
