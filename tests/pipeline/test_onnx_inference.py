@@ -201,3 +201,12 @@ def test_an_encoder_without_a_transformer_of_its_own_is_refused():
     with pytest.raises(ValueError, match="E042.*onnxruntime-int8"):
         component.set_inference_backend("onnxruntime-int8")
     assert component.cfg["inference_backend"] == "torch" and component.embedder.backend is None
+
+
+def test_forked_processes_give_the_same_cats(tiny_bert):
+    nlp = tiny_bert_nlp(tiny_bert, inference_backend="onnxruntime")
+    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)  # the parent's session exists now
+    in_process = cats_of(nlp)
+    docs = nlp.pipe(TEXTS * 2, batch_size=2, n_process=2)
+    piped = torch.tensor([list(doc.cats.values()) for doc in docs])
+    torch.testing.assert_close(piped, torch.cat([in_process, in_process]), atol=1e-6, rtol=0)
