@@ -32,6 +32,10 @@ DEEP_STEPS_HELP = (
     "Deep-adaptation steps through the top transformer layers before those "
     "(default: the pipeline's setting)"
 )
+BACKEND_HELP = (
+    "What runs the transformer when docs are only encoded: torch, onnxruntime or "
+    "onnxruntime-int8 (default: the pipeline's setting; saved with it)"
+)
 GPU_HELP = "GPU id, or -1 for CPU"
 
 
@@ -52,7 +56,7 @@ def reports_errors(command):
     def run(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except ValueError as e:
+        except (ValueError, ImportError) as e:  # ImportError: E041, a missing extra
             msg.fail(str(e), exits=1)
 
     return run
@@ -78,8 +82,10 @@ def load_configured(
     steps: Optional[int],
     learn_rate: Optional[float],
     deep_steps: Optional[int] = None,
+    inference_backend: Optional[str] = None,
 ):
-    """The pipeline, with its adaptation settings overridden where given."""
+    """The pipeline, with its adaptation settings and inference backend
+    overridden where given."""
     nlp = load_pipeline(model)
     component = find_component(nlp)
     component.set_adaptation(
@@ -87,6 +93,8 @@ def load_configured(
         component.cfg["adapt_learn_rate"] if learn_rate is None else learn_rate,
         deep_steps=deep_steps,
     )
+    if inference_backend is not None:
+        component.set_inference_backend(inference_backend)
     return nlp
 
 
@@ -98,6 +106,10 @@ def adapt_cli(
     output: Path = typer.Argument(..., help="Folder to save the adapted pipeline to"),
     replace: bool = typer.Option(False, "--replace", help="Forget the current labels first"),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder"),
+    deep_steps: Optional[int] = typer.Option(None, "--deep-steps", help=DEEP_STEPS_HELP),
+    inference_backend: Optional[str] = typer.Option(
+        None, "--inference-backend", help=BACKEND_HELP
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """Adapt a pipeline's few_shot_textcat to the labels of a support set and save it.
@@ -106,9 +118,12 @@ def adapt_cli(
         msg.fail(Errors.E025.format(path=output), exits=1)
     use_gpu(gpu_id)
     nlp = load_pipeline(model)
+    component = find_component(nlp)
+    if inference_backend is not None:
+        component.set_inference_backend(inference_backend)
     support = group_by_label(read_labelled(support_path))
     start = time.perf_counter()
-    changes = find_component(nlp).adapt(support, replace=replace)
+    changes = component.adapt(support, replace=replace, deep_steps=deep_steps)
     seconds = time.perf_counter() - start
     save_atomically(nlp, output)
     msg.good(
@@ -129,15 +144,19 @@ def evaluate_cli(
     steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
     deep_steps: Optional[int] = typer.Option(None, "--deep-steps", help=DEEP_STEPS_HELP),
+    inference_backend: Optional[str] = typer.Option(
+        None, "--inference-backend", help=BACKEND_HELP
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """All-label K-shot evaluation: adapt to every label of the support set,
     predict the test set, report accuracy and adaptation time against the
     time to encode the support texts with the bare encoder."""
     use_gpu(gpu_id)
-    nlp = load_configured(model, steps, learn_rate, deep_steps)
+    nlp = load_configured(model, steps, learn_rate, deep_steps, inference_backend)
     cfg = find_component(nlp).cfg
     result = {"model": model, "support": str(support_path), "test": str(test_path)}
+    result["inference_backend"] = cfg["inference_backend"]
     result.update(adapt_steps=cfg["adapt_steps"], adapt_learn_rate=cfg["adapt_learn_rate"])
     result.update(
         deep_adapt_steps=cfg["deep_adapt_steps"], deep_adapt_learn_rate=cfg["deep_adapt_learn_rate"]

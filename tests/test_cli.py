@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from spacy_metalearn.__main__ import app
 
-from .util import SUPPORT, tiny_nlp
+from .util import SUPPORT, tiny_bert_nlp, tiny_nlp
 
 
 @pytest.fixture
@@ -174,6 +174,9 @@ def test_evaluate_steps_override_the_pipelines_adaptation(files):
         (["--deep-steps", "-3"], "[E019] deep_adapt_steps"),
         # the tiny pipeline's encoder is a tok2vec: nothing to adapt deeply
         (["--deep-steps", "2"], "[E038]"),
+        # nor a transformer of its own for ONNX Runtime to run
+        (["--inference-backend", "onnxruntime"], "[E042]"),
+        (["--inference-backend", "onnx"], "[E019] inference_backend"),
     ],
 )
 def test_evaluate_refuses_bad_numbers(files, extra, expected):
@@ -263,3 +266,36 @@ def test_gpu_id_without_a_gpu_is_a_clear_error(files, command):
     assert result.exit_code == 1
     assert "GPU" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "extra,expected",
+    [
+        (["--deep-steps", "2"], "[E038]"),
+        (["--inference-backend", "onnxruntime-int8"], "[E042]"),
+        (["--inference-backend", "fast"], "[E019] inference_backend"),
+    ],
+)
+def test_adapt_refuses_what_the_pipeline_cannot_do_and_writes_nothing(files, extra, expected):
+    tmp_path, support = files
+    out = tmp_path / "adapted"
+    args = ["adapt", str(tmp_path / "blank_pipeline"), str(support), str(out), *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and expected in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_adapt_saves_the_inference_backend_and_deep_steps(files, tiny_bert):
+    pytest.importorskip("onnxruntime")
+    tmp_path, support = files
+    tiny_bert_nlp(tiny_bert, deep_adapt_learn_rate=1e-3).to_disk(tmp_path / "bert_pipeline")
+    out = tmp_path / "adapted"
+    args = ["adapt", str(tmp_path / "bert_pipeline"), str(support), str(out)]
+    result = CliRunner().invoke(
+        app, [*args, "--inference-backend", "onnxruntime", "--deep-steps", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    component = spacy.load(out).get_pipe("few_shot_textcat")
+    assert component.cfg["inference_backend"] == "onnxruntime"
+    assert (out / "few_shot_textcat" / "deep_start").is_file()  # deep steps were taken
