@@ -100,7 +100,7 @@ def time_pipeline(
     import torch
 
     from spacy_metalearn.data import group_by_label
-    from spacy_metalearn.evaluation import find_component, load_pipeline
+    from spacy_metalearn.evaluation import accuracy, find_component, load_pipeline
 
     device = setup(threads, gpu_id)
     nlp = load_pipeline(model)
@@ -128,8 +128,7 @@ def time_pipeline(
         "threads_after": torch.get_num_threads(),
     }
     docs = nlp.pipe([text for text, _ in test])
-    hits = [max(doc.cats, key=doc.cats.get) == label for doc, (_, label) in zip(docs, test)]
-    result["accuracy"] = 100.0 * sum(hits) / len(hits)
+    result["accuracy"] = accuracy([max(doc.cats, key=doc.cats.get) for doc in docs], test)
     if rss_docs:
         many = (texts * (rss_docs // len(texts) + 1))[:rss_docs]
         marks = []
