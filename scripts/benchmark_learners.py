@@ -4,6 +4,11 @@ ProtAugment split, pick the checkpoint on its valid classes, and report 5-way
 the frozen encoder with no meta-learning, plus training speed and peak memory.
 
 python scripts/benchmark_learners.py DATA_DIR SPLIT OUTPUT_DIR [--steps N] [--gpu-id G]
+    [--meta-train-layers L]
+
+--meta-train-layers L meta-trains only the transformer's top L layers (the
+component's meta_train_layers setting: the lower ones frozen, their outputs
+computed once per text).
 """
 
 import argparse
@@ -49,6 +54,9 @@ def main() -> None:
     parser.add_argument("--test-episodes", type=int, default=600)
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument("--learners", default=",".join(LEARNERS))
+    parser.add_argument(
+        "--meta-train-layers", type=int, default=None, help="train only the top L layers"
+    )
     args = parser.parse_args()
 
     out = args.output_dir
@@ -112,6 +120,14 @@ def main() -> None:
                 "null",
                 "--gpu-id",
                 str(args.gpu_id),
+                *(
+                    []
+                    if args.meta_train_layers is None
+                    else [
+                        "--components.few_shot_textcat.meta_train_layers",
+                        str(args.meta_train_layers),
+                    ]
+                ),
             ],
             log,
         )
@@ -160,6 +176,7 @@ def main() -> None:
         "split": args.split,
         "steps": args.steps,
         "gpu_id": args.gpu_id,
+        "meta_train_layers": args.meta_train_layers,
         "rows": rows,
     }
     (out / "results.json").write_text(json.dumps(summary, indent=2))
@@ -167,7 +184,13 @@ def main() -> None:
         f"ProtAugment {args.data_dir.name} split {args.split}, test classes; "
         f"{args.test_episodes} episodes, 5 queries per class; meta-training budget "
         f"{args.steps} episodes per learner (episodes/s over the whole spacy train run, "
-        f"initialization and dev evaluations included); gpu_id {args.gpu_id}.",
+        f"initialization and dev evaluations included); gpu_id {args.gpu_id}; "
+        + (
+            "the whole encoder meta-trained."
+            if args.meta_train_layers is None
+            else f"only the top {args.meta_train_layers} transformer layers meta-trained "
+            "(meta_train_layers), the lower ones frozen."
+        ),
         "",
         "| learner | 5-way 1-shot | 5-way 5-shot | episodes/s | peak MiB |",
         "|---|---|---|---|---|",

@@ -7,7 +7,7 @@ Each step is one ProtoNet episode made from the support set (Snell et al.
 at random into a pseudo-support, which with the label's description makes its
 prototype, and pseudo-queries, whose cross-entropy over the cosine
 similarities to the prototypes (at a fixed scale) is minimised with Adam. The
-layers below the top ones are frozen: they run once per batch of texts, without
+layers below the top ones are frozen (top_layers.py): they run once per text, without
 dropout, and their output is reused at every step.
 
 Measured with scripts/probe_deep_adaptation.py (frozen all-MiniLM-L6-v2,
@@ -17,9 +17,8 @@ the 100 head steps after it; 20 steps scored lower there (81.52). Larger step
 sizes were not measured.
 """
 
-import contextlib
 import random
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy
 import srsly
@@ -27,65 +26,11 @@ import torch
 import torch.nn.functional as F
 from thinc.api import Model, torch2xp, xp2torch
 
-from .errors import Errors
-from .models.encoder import find_transformer_shim
+from .top_layers import TopLayers, find_state_problem, find_transformer, frozen_lower_layers
 
 # the cosine scale of the adaptation loss, as in the probe that chose the steps
 DEEP_ADAPT_SCALE = 20.0
 BeginUpdate = Callable[[List], Tuple[object, Callable]]
-
-
-class TopLayers:
-    """The top `n_layers` layers of the Hugging Face transformer inside an
-    encoder (spacy_metalearn.TransformerEncoder.v1, as the component owns it):
-    their parameters, and copies of their weights to keep and put back.
-
-    encoder (thinc.api.Model): The component's encoder.
-    n_layers (int): How many layers, counted from the top.
-    """
-
-    def __init__(self, encoder: Model, n_layers: int) -> None:
-        transformer = find_transformer(encoder)
-        layers = getattr(getattr(transformer, "encoder", None), "layer", None)
-        if transformer is None or not isinstance(layers, torch.nn.ModuleList):
-            raise ValueError(Errors.E038)
-        if not 1 <= n_layers <= len(layers):
-            raise ValueError(
-                Errors.E019.format(
-                    setting="deep_adapt_layers",
-                    requirement=f"an integer in [1, {len(layers)}] (the transformer's layers)",
-                    value=n_layers,
-                )
-            )
-        self.transformer = transformer
-        self.first = first = len(layers) - n_layers
-        prefixes = tuple(f"encoder.layer.{i}." for i in range(first, len(layers)))
-        self.parameters = {
-            name: param
-            for name, param in transformer.named_parameters()
-            if name.startswith(prefixes)
-        }
-
-    def state(self, names: Optional[Iterable[str]] = None) -> Dict[str, numpy.ndarray]:
-        """A float32 copy of the transformer's parameters of these names, by
-        name (default: those adapted)."""
-        parameters = dict(self.transformer.named_parameters())
-        return {
-            name: parameters[name].detach().cpu().numpy().astype("float32", copy=True)
-            for name in (self.parameters if names is None else names)
-        }
-
-    def load(self, state: Dict[str, numpy.ndarray]) -> None:
-        """Put saved weights back: the transformer's parameters of those names
-        (which may be other layers than these, when deep_adapt_layers changed)."""
-        parameters = dict(self.transformer.named_parameters())
-        problem = find_state_problem(state, parameters)
-        if problem:
-            raise ValueError(Errors.E014.format(problem=problem))
-        with torch.no_grad():
-            for name, values in state.items():
-                parameters[name].copy_(torch.from_numpy(values.copy()))
-
 
 START_FORMAT = 1
 
@@ -121,28 +66,6 @@ def check_start(encoder: Model, state: Dict[str, numpy.ndarray]) -> None:
     problem = find_state_problem(state, dict(transformer.named_parameters()))
     if problem:
         raise ValueError(problem)
-
-
-def find_transformer(encoder: Model):
-    """The Hugging Face model inside a spacy-transformers layer of `encoder`,
-    or None (a listener or a tok2vec has none)."""
-    shim = find_transformer_shim(encoder)
-    transformer = None if shim is None else shim._hfmodel.transformer
-    return transformer if isinstance(transformer, torch.nn.Module) else None
-
-
-def find_state_problem(
-    state: Dict[str, numpy.ndarray], parameters: Dict[str, torch.nn.Parameter]
-) -> str:
-    """What is wrong with saved weights for these parameters, or ''."""
-    for name, values in state.items():
-        if name not in parameters:
-            return f"the deep-adaptation start names '{name}', which the transformer lacks"
-        if not isinstance(values, numpy.ndarray) or values.shape != tuple(parameters[name].shape):
-            return f"the deep-adaptation start's '{name}' does not have its parameter's shape"
-        if not numpy.isfinite(values).all():
-            return f"the deep-adaptation start's '{name}' holds NaN or infinity"
-    return ""
 
 
 def pseudo_episode(
@@ -183,75 +106,6 @@ def episode_loss(
     return F.cross_entropy(logits, labels[n_support:])
 
 
-class _LowerLayersOnce(torch.nn.Module):
-    """Stands in for the first of the frozen lower layers while the top ones
-    are fitted: runs all of them (without dropout or gradient) the first time
-    it sees a batch of input ids, and gives back that output afterwards. The
-    layers are held in a plain list, so they are not its submodules."""
-
-    def __init__(self, lower: Sequence[torch.nn.Module]) -> None:
-        super().__init__()
-        self.lower = list(lower)
-        self.cache: Dict[Tuple, torch.Tensor] = {}
-        self.key: Optional[Tuple] = None
-
-    def forward(self, hidden_states, attention_mask=None, *args, **kwargs):
-        if self.key is None or self.key not in self.cache:
-            with torch.no_grad():
-                for layer in self.lower:
-                    training = layer.training
-                    layer.train(False)
-                    try:
-                        hidden_states = layer(hidden_states, attention_mask, *args, **kwargs)[0]
-                    finally:
-                        layer.train(training)
-            if self.key is None:
-                return (hidden_states,)
-            self.cache[self.key] = hidden_states
-        return (self.cache[self.key],)
-
-
-class _PassThrough(torch.nn.Module):
-    """Stands in for the other frozen lower layers: their work is done."""
-
-    def forward(self, hidden_states, *args, **kwargs):
-        return (hidden_states,)
-
-
-@contextlib.contextmanager
-def lower_layers_run_once(top: "TopLayers"):
-    """Within this block the transformer's layers below the top ones run once
-    per batch of input ids (told apart by a hook on the embeddings, which also
-    run without dropout) and their output is reused."""
-    layers = top.transformer.encoder.layer
-    lower = list(layers[: top.first])
-    if not lower:
-        yield
-        return
-    once = _LowerLayersOnce(lower)
-
-    def remember_input_ids(module, args, kwargs):
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
-        module.train(False)  # the cached outputs are dropout-free
-        once.key = (
-            None
-            if input_ids is None
-            else (tuple(input_ids.shape), input_ids.cpu().numpy().tobytes())
-        )
-
-    hook = top.transformer.embeddings.register_forward_pre_hook(
-        remember_input_ids, with_kwargs=True
-    )
-    for i in range(top.first):
-        layers[i] = once if i == 0 else _PassThrough()
-    try:
-        yield
-    finally:
-        hook.remove()
-        for i, layer in enumerate(lower):
-            layers[i] = layer
-
-
 def fit_top_layers(
     top: TopLayers,
     begin_update: BeginUpdate,
@@ -283,7 +137,7 @@ def fit_top_layers(
     losses = []
     docs = list(docs)
     try:
-        with lower_layers_run_once(top):
+        with frozen_lower_layers(top):
             for _ in range(steps):
                 support, query = pseudo_episode(label_ids, is_description, rng)
                 if not query:  # one example per label and no descriptions

@@ -179,3 +179,9 @@ class Errors(metaclass=_MessagesWithCodes):
         "component's encoder has none: a listener or a tok2vec. Set "
         'inference_backend = "torch".'
     )
+    E043 = (
+        "meta_train_layers = {n_layers} trains the top layers of the component's "
+        "own transformer (spacy_metalearn.TransformerEncoder.v1), and this "
+        "component's encoder has none: a listener or a tok2vec. Set "
+        "meta_train_layers = null."
+    )

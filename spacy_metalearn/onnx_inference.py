@@ -27,7 +27,7 @@ import torch
 from thinc.api import Model
 
 from .errors import Errors
-from .models.encoder import find_transformer_shim
+from .models.encoder import find_transformer_shim, weights_fingerprint
 
 TORCH_BACKEND = "torch"
 FP32_BACKEND = "onnxruntime"
@@ -54,13 +54,6 @@ def make_backend(name: str, encoder: Model) -> Optional["OnnxRuntimeBackend"]:
     if find_transformer_shim(encoder) is None:
         raise ValueError(Errors.E042.format(backend=name))
     return OnnxRuntimeBackend(quantize=name == INT8_BACKEND)
-
-
-def weights_fingerprint(transformer: torch.nn.Module) -> Tuple:
-    """What tells the transformer's weights apart from any earlier state
-    without reading them: each parameter's storage and how often torch has
-    changed it in place (optimizer steps, copy_ and load_state_dict all count)."""
-    return tuple((name, p.data_ptr(), p._version) for name, p in transformer.named_parameters())
 
 
 def export_onnx(transformer: torch.nn.Module, quantize: bool) -> bytes:

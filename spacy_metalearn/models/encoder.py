@@ -1,8 +1,9 @@
 """Doc encoders: a token-vector layer (transformer or tok2vec), pooled into one
 vector per doc, with an optional projection."""
 
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
+import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.architectures import transformer_tok2vec_v3
@@ -93,3 +94,10 @@ def find_transformer_shim(encoder: Model) -> Optional[Any]:
             if hasattr(shim, "_hfmodel"):
                 return shim
     return None
+
+
+def weights_fingerprint(module: torch.nn.Module) -> Tuple:
+    """What tells the module's weights apart from any earlier state
+    without reading them: each parameter's storage and how often torch has
+    changed it in place (optimizer steps, copy_ and load_state_dict all count)."""
+    return tuple((name, p.data_ptr(), p._version) for name, p in module.named_parameters())

@@ -2,12 +2,24 @@
 few examples each (adapt()), over an encoder that meta-pretraining (update())
 has taught to separate classes it has never seen."""
 
+import contextlib
 import json
 import os
 import warnings
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    ContextManager,
+    Dict,
+    Iterable,
+    List,
+    NamedTuple,
+    Optional,
+    Tuple,
+    Union,
+)
 
 import numpy
 import srsly
@@ -24,7 +36,6 @@ from thinc.types import Floats2d
 
 from ..adaptation import Adaptation, build_adaptation, fit_adaptation
 from ..deep_adaptation import (
-    TopLayers,
     check_start,
     fit_top_layers,
     start_from_bytes,
@@ -35,6 +46,7 @@ from ..episodes import split_episode
 from ..errors import Errors, Warnings
 from ..learners.base import Learner
 from ..models.classifiers import Classifier
+from ..models.encoder import find_transformer_shim
 from ..models.head import accumulate_head_gradients, metric_head, set_inner_lr
 from ..models.metric import MetricHead, check_metric, prepare
 from ..onnx_inference import INFERENCE_BACKENDS, TORCH_BACKEND, make_backend
@@ -48,6 +60,7 @@ from ..support import (
     readable_label,
 )
 from ..support_set import SupportSet
+from ..top_layers import LowerLayerOutputs, TopLayers, frozen_lower_layers
 
 # nlp.pipe(n_process > 1) forks workers; torch's thread pool, once started in the
 # parent, deadlocks in a forked child. Children compute with one thread each, as
@@ -63,6 +76,7 @@ SETTINGS_ADDED_LATER = (
     "deep_adapt_learn_rate",
     "deep_adapt_layers",
     "inference_backend",
+    "meta_train_layers",
 )
 
 default_model_config = """
@@ -114,6 +128,7 @@ DEFAULT_DEEP_ADAPT_LAYERS = 2
         "deep_adapt_learn_rate": DEFAULT_DEEP_ADAPT_LEARN_RATE,
         "deep_adapt_layers": DEFAULT_DEEP_ADAPT_LAYERS,
         "inference_backend": TORCH_BACKEND,
+        "meta_train_layers": None,
         "scorer": {"@scorers": "spacy_metalearn.few_shot_scorer.v1"},
     },
     default_score_weights={
@@ -147,6 +162,7 @@ def make_few_shot_textcat(
     deep_adapt_learn_rate: float,
     deep_adapt_layers: int,
     inference_backend: str,
+    meta_train_layers: Optional[int],
     scorer: Callable,
 ) -> "FewShotTextCategorizer":
     """Create a few_shot_textcat component.
@@ -183,6 +199,11 @@ def make_few_shot_textcat(
         or ONNX Runtime on CPU, "onnxruntime" (float32) or "onnxruntime-int8"
         (dynamic int8 quantization; faster, slightly less accurate). Needs
         the `onnx` extra.
+    meta_train_layers (Optional[int]): How many of the component's own
+        transformer's top layers meta-pretraining (update()) trains; the
+        embeddings and the layers below are frozen: they run without dropout
+        or gradient, and their output for each training text is computed once
+        and kept in memory. None trains the whole encoder.
     scorer (Callable): The scoring method.
     """
     return FewShotTextCategorizer(
@@ -203,6 +224,7 @@ def make_few_shot_textcat(
         deep_adapt_learn_rate=deep_adapt_learn_rate,
         deep_adapt_layers=deep_adapt_layers,
         inference_backend=inference_backend,
+        meta_train_layers=meta_train_layers,
         scorer=scorer,
     )
 
@@ -242,6 +264,7 @@ class FewShotTextCategorizer(TrainablePipe):
         deep_adapt_learn_rate: float = DEFAULT_DEEP_ADAPT_LEARN_RATE,
         deep_adapt_layers: int = DEFAULT_DEEP_ADAPT_LAYERS,
         inference_backend: str = TORCH_BACKEND,
+        meta_train_layers: Optional[int] = None,
         scorer: Callable,
     ) -> None:
         """Initialize the component.
@@ -270,6 +293,8 @@ class FewShotTextCategorizer(TrainablePipe):
         deep_adapt_layers (int): The transformer's top layers they update.
         inference_backend (str): "torch", "onnxruntime" or "onnxruntime-int8":
             what runs the transformer when docs are only encoded.
+        meta_train_layers (Optional[int]): The transformer's top layers that
+            update() trains, the others frozen; None: the whole encoder.
         scorer (Callable): The scoring method.
         """
         if not name or name.startswith(".") or any(sep in name for sep in ("/", "\\", os.sep)):
@@ -291,8 +316,10 @@ class FewShotTextCategorizer(TrainablePipe):
             "deep_adapt_learn_rate": deep_adapt_learn_rate,
             "deep_adapt_layers": deep_adapt_layers,
             "inference_backend": inference_backend,
+            "meta_train_layers": meta_train_layers,
         }
         check_settings(cfg)
+        check_meta_train_layers(meta_train_layers, model.get_ref("encoder"))
         # the settings as the config gave them, to tell load-time overrides
         # from the saved config's own values (see from_disk)
         self._configured = {**cfg, "threshold": configured_threshold}
@@ -316,6 +343,8 @@ class FewShotTextCategorizer(TrainablePipe):
         # later deep adaptation starts from); None while the encoder is as loaded
         self._deep_start: Optional[Dict[str, numpy.ndarray]] = None
         self._warned_no_labels = False
+        # the frozen lower layers' outputs for the texts update() has seen
+        self._lower_outputs = LowerLayerOutputs()
 
     def set_adaptation(
         self,
@@ -492,13 +521,23 @@ class FewShotTextCategorizer(TrainablePipe):
         if not examples:
             return losses
         set_dropout_rate(self.model, drop)
-        embeddings, backprop = self._begin_update([eg.predicted for eg in examples])
+        with self._meta_training():
+            embeddings, backprop = self._begin_update([eg.predicted for eg in examples])
         loss, d_embeddings = self.get_loss(examples, embeddings)
         backprop(d_embeddings)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    def _meta_training(self) -> ContextManager[Any]:
+        """Where update() encodes an episode: with meta_train_layers set, the
+        transformer's lower layers are frozen and their outputs reused."""
+        n_layers = self.cfg["meta_train_layers"]
+        if n_layers is None:
+            return contextlib.nullcontext()
+        top = TopLayers(self.model.get_ref("encoder"), n_layers, setting="meta_train_layers")
+        return frozen_lower_layers(top, self._lower_outputs)
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the weights from the gradients accumulated by update(), and
@@ -960,8 +999,9 @@ class FewShotTextCategorizer(TrainablePipe):
                 raise ValueError(
                     Errors.E013.format(name=self.name, file="deep_start", error=e)
                 ) from e
-        # E041 / E042 before anything changes
+        # E041 / E042 / E043 before anything changes
         backend = make_backend(cfg["inference_backend"], self.model.get_ref("encoder"))
+        check_meta_train_layers(cfg["meta_train_layers"], self.model.get_ref("encoder"))
         if cfg["unknown_label"] in support_set.labels:
             error = ValueError(Errors.E010.format(label=cfg["unknown_label"]))
             raise ValueError(Errors.E013.format(name=self.name, file="cfg", error=error))
@@ -1130,11 +1170,29 @@ def check_settings(cfg: Dict[str, Any]) -> None:
                 setting="deep_adapt_layers", requirement="an integer >= 1", value=layers
             )
         )
+    meta_layers = cfg["meta_train_layers"]
+    if meta_layers is not None and (
+        isinstance(meta_layers, bool) or not isinstance(meta_layers, int) or meta_layers < 1
+    ):
+        raise ValueError(
+            Errors.E019.format(
+                setting="meta_train_layers",
+                requirement="null or an integer >= 1",
+                value=meta_layers,
+            )
+        )
     steps, learn_rate = cfg["adapt_steps"], cfg["adapt_learn_rate"]
     if steps is not None:
         check_steps("adapt_steps", steps)
     if learn_rate is not None:
         check_learn_rate("adapt_learn_rate", learn_rate)
+
+
+def check_meta_train_layers(n_layers: Optional[int], encoder: Model) -> None:
+    """meta_train_layers needs a transformer of the component's own (E043);
+    its layer count is checked at the first update(), once the weights are in."""
+    if n_layers is not None and find_transformer_shim(encoder) is None:
+        raise ValueError(Errors.E043.format(n_layers=n_layers))
 
 
 # Bounds on adaptation: inner-loop steps cost a few milliseconds each on a

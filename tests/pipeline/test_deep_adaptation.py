@@ -12,15 +12,9 @@ import srsly
 import torch
 
 from spacy_metalearn import deep_adaptation
-from spacy_metalearn.deep_adaptation import (
-    TopLayers,
-    episode_loss,
-    find_transformer,
-    fit_top_layers,
-    lower_layers_run_once,
-    pseudo_episode,
-)
+from spacy_metalearn.deep_adaptation import episode_loss, fit_top_layers, pseudo_episode
 from spacy_metalearn.pipeline import few_shot_textcat
+from spacy_metalearn.top_layers import TopLayers, find_transformer, frozen_lower_layers
 
 from ..util import SUPPORT, tiny_bert_nlp, tiny_nlp
 
@@ -71,7 +65,7 @@ def test_the_lower_layers_run_once_and_give_what_they_compute(tiny_bert):
     top = TopLayers(component.model.get_ref("encoder"), 1)
     calls = []
     hook = layers[0].register_forward_hook(lambda *args: calls.append(1))
-    with lower_layers_run_once(top):
+    with frozen_lower_layers(top):
         first = component.embedder.embed_docs(docs)
         again = component.embedder.embed_docs(docs)
     hook.remove()

@@ -11,8 +11,8 @@ import srsly
 import torch
 from thinc.api import Adam
 
-from spacy_metalearn.deep_adaptation import find_transformer
 from spacy_metalearn.models.encoder import find_transformer_shim
+from spacy_metalearn.top_layers import find_transformer
 
 from ..util import SUPPORT, tiny_bert_nlp, tiny_nlp
 
