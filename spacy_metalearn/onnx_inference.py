@@ -21,7 +21,7 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import torch
 from thinc.api import Model
@@ -112,11 +112,34 @@ def export_onnx(transformer: torch.nn.Module, quantize: bool) -> bytes:
                     quantized,
                     weight_type=QuantType.QInt8,
                     per_channel=True,
+                    nodes_to_exclude=first_layer_nodes(onnx.load(str(path))),
                     # the fused operators' outputs have no inferred type
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
                 )
             path = quantized
         return path.read_bytes()
+
+
+def first_layer_nodes(model) -> List[str]:
+    """The names of the first transformer layer's attention and matrix
+    multiplications in an exported (and fused) ONNX model: the quantizer
+    leaves them in float32. Chosen by fidelity to the float32 model on
+    BANKING77 train texts (mean cosine 0.9947 against 0.9929 with every layer
+    in int8, at a speed that could not be told apart): the first layer's
+    errors are carried through all the others."""
+    names = []
+    attention_seen = 0
+    for node in model.graph.node:
+        if node.op_type == "Attention":
+            attention_seen += 1
+            if attention_seen > 1:
+                break
+        in_first_layer = attention_seen == 1 or "/layer.0/" in node.name
+        if in_first_layer and node.op_type in ("Attention", "MatMul"):
+            names.append(node.name)
+        elif "/layer.1/" in node.name:
+            break
+    return names
 
 
 # what onnxruntime's quantizer logs on the root logger; the transformer
@@ -235,8 +258,16 @@ class OnnxRuntimeTransformer(torch.nn.Module):
         self.session = session
         self.feeds = tuple(node.name for node in session.get_inputs())
 
+    def train(self, mode: bool = True) -> "OnnxRuntimeTransformer":
+        """Set the mode without walking the torch model's modules (the shim
+        sets it twice per batch); the torch model takes it when it runs."""
+        self.training = mode
+        return self
+
     def forward(self, **inputs: torch.Tensor) -> Any:
         if torch.is_grad_enabled():
+            if self.transformer.training != self.training:
+                self.transformer.train(self.training)
             return self.transformer(**inputs)
         from transformers.modeling_outputs import BaseModelOutput
 

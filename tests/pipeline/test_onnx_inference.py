@@ -55,6 +55,27 @@ def test_int8_onnx_runtime_stays_close_to_torch(tiny_bert):
     assert torch.nn.functional.cosine_similarity(quantized, expected).min() > 0.95
 
 
+def test_int8_leaves_the_first_layer_in_float32(tiny_bert):
+    import onnx
+
+    from spacy_metalearn.onnx_inference import export_onnx, first_layer_nodes
+
+    transformer = transformer_of(tiny_bert_nlp(tiny_bert).get_pipe("few_shot_textcat"))
+    fused = onnx.load_from_string(export_onnx(transformer, quantize=False))
+    first = first_layer_nodes(fused)
+    assert "Attention_0" in first and len(first) == 4  # attention and three projections
+    assert all("layer.1" not in name and name != "Attention_1" for name in first)
+    quantized = onnx.load_from_string(export_onnx(transformer, quantize=True))
+    op_types = {node.name: node.op_type for node in quantized.graph.node}
+    assert all(op_types[name] in ("Attention", "MatMul") for name in first)
+    # the other layers' are quantized (their float32 nodes are gone)
+    assert "Attention_1" not in op_types and "Attention_2" not in op_types
+    assert any(
+        op.startswith(("QAttention", "MatMulInteger", "DynamicQuantize"))
+        for op in op_types.values()
+    )
+
+
 @pytest.mark.parametrize("backend", ["onnxruntime", "onnxruntime-int8"])
 def test_predict_runs_onnx_runtime_not_torch(tiny_bert, backend):
     nlp = tiny_bert_nlp(tiny_bert, inference_backend=backend)
