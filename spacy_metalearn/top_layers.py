@@ -9,6 +9,7 @@ training step costs only the top layers' forward and backward passes.
 """
 
 import contextlib
+import threading
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy
@@ -133,9 +134,17 @@ class _FrozenLowerLayers(torch.nn.Module):
         super().__init__()
         self.lower = list(lower)
         self.outputs = outputs
-        # set by a hook on the transformer before each forward pass
-        self.keys: Optional[List[bytes]] = None
-        self.mask: Optional[torch.Tensor] = None
+        # the rows of the forward pass running in each thread, set by a hook
+        # on the transformer before it starts
+        self.inputs = threading.local()
+
+    @property
+    def keys(self) -> Optional[List[bytes]]:
+        return getattr(self.inputs, "keys", None)
+
+    @property
+    def mask(self) -> Optional[torch.Tensor]:
+        return getattr(self.inputs, "mask", None)
 
     def forward(self, hidden_states, attention_mask=None, *args, **kwargs):
         rows = self.outputs.rows
@@ -209,7 +218,7 @@ def frozen_lower_layers(top: TopLayers, outputs: Optional[LowerLayerOutputs] = N
 
     def remember_rows(module, args, kwargs):
         rows = _row_keys(args, kwargs)
-        stand_in.keys, stand_in.mask = rows if rows is not None else (None, None)
+        stand_in.inputs.keys, stand_in.inputs.mask = rows if rows is not None else (None, None)
 
     def without_dropout(module, args, kwargs):
         module.train(False)
