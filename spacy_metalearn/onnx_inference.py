@@ -17,6 +17,7 @@ setting, and the first encoding after loading exports (a few seconds).
 import contextlib
 import inspect
 import logging
+import os
 import tempfile
 import threading
 import warnings
@@ -38,6 +39,20 @@ OPSET = 17
 FUSABLE_MODEL_TYPES = ("bert",)
 # what torch.onnx says of the TorchScript exporter, which needs no onnxscript
 EXPORTER_WARNING = r".*(legacy|TorchScript|dynamo).*"
+
+
+# ONNX Runtime is not fork-safe: a session made in a process forked from one
+# that already ran ONNX Runtime can hang while it is made (seen with
+# nlp.pipe(n_process=2)). Forked processes (spaCy's workers) run torch.
+_in_forked_child = False
+
+
+def _forked() -> None:
+    global _in_forked_child
+    _in_forked_child = True
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def make_backend(name: str, encoder: Model) -> Optional["OnnxRuntimeBackend"]:
@@ -226,8 +241,8 @@ class OnnxRuntimeBackend:
         """Within this block the shim's predictions (no gradient, CPU) run
         through ONNX Runtime; anything that needs gradients still runs torch."""
         transformer = shim._hfmodel.transformer
-        if next(transformer.parameters()).device.type != "cpu":
-            yield  # a CPU path: on a GPU torch runs
+        if next(transformer.parameters()).device.type != "cpu" or _in_forked_child:
+            yield  # a CPU path, for this process: on a GPU or in a forked worker torch runs
             return
         session = self.session(transformer)
         with self._lock:
