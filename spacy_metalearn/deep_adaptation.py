@@ -119,7 +119,8 @@ def fit_top_layers(
     seed: int = 0,
 ) -> List[float]:
     """Take `steps` Adam steps of the episode loss on pseudo-episodes of the
-    support set, updating the top layers only (the others get no gradient).
+    support set, updating the top layers only (the others are frozen by
+    frozen_lower_layers: no gradient reaches them).
 
     begin_update (Callable): The encoder's forward pass for training: docs ->
         (embeddings, backprop of their gradient).
@@ -130,10 +131,6 @@ def fit_top_layers(
     """
     rng = random.Random(seed)
     optimizer = torch.optim.Adam(list(top.parameters.values()), lr=learn_rate)
-    trainable = [p for p in top.transformer.parameters() if p.requires_grad]
-    adapted = set(map(id, top.parameters.values()))
-    for param in trainable:
-        param.requires_grad_(id(param) in adapted)
     losses = []
     docs = list(docs)
     try:
@@ -156,6 +153,4 @@ def fit_top_layers(
                 losses.append(float(loss.item()))
     finally:
         optimizer.zero_grad()
-        for param in trainable:
-            param.requires_grad_(True)
     return losses
