@@ -6,8 +6,10 @@ a new one."""
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+import numpy
 import torch
 
+from .held_out import example_folds, held_out_top_logits
 from .learners.base import Learner
 from .models.calibration import (
     fit_calibration,
@@ -58,20 +60,41 @@ class Adaptation:
             return torch.sigmoid(slope * similarity + offset)
 
     def in_scope(self, embeddings: torch.Tensor, quantile: float) -> Optional[torch.Tensor]:
-        """(n_docs,) booleans: whether each doc is as similar to its nearest
-        label's prototype as all but `quantile` of the support examples are to
-        their own label's (left out of it). None when no label has two examples
-        to calibrate this on."""
-        if self.left_out_similarities is None or not len(self.left_out_similarities):
+        """(n_docs,) booleans: whether each doc's in-scope score reaches all
+        but `quantile` of what the support's examples score held out (see
+        in_scope_scores). None when there is nothing to calibrate on (no
+        label with two examples)."""
+        held_out = self.held_out_in_scope_scores
+        if held_out is None or not len(held_out):
             return None
-        assert self.head is not None and self.prototypes is not None
-        threshold = torch.quantile(self.left_out_similarities, quantile)
-        nearest = self.nearest_similarity(embeddings)
-        return nearest >= threshold.to(nearest.dtype)
+        threshold = torch.quantile(held_out, quantile)
+        scores = self.in_scope_scores(embeddings)
+        return scores >= threshold.to(scores.dtype)
+
+    @property
+    def held_out_in_scope_scores(self) -> Optional[torch.Tensor]:
+        """The in-scope scores of the support's examples, each held out of
+        what scores it: its top logit from the head refitted without it where
+        adapt() computed those (see held_out.py), else its similarity to its
+        own label's prototype without it."""
+        held_out = self.support_set.held_out_scores
+        if held_out is not None and self.support_set.has_head:
+            assert self.prototypes is not None
+            return torch.tensor(held_out[~numpy.isnan(held_out)], device=self.prototypes.device)
+        return self.left_out_similarities
+
+    def in_scope_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(n_docs,) the score the in-scope decision reads: the fitted head's
+        top logit where its held-out scores were computed, else the
+        similarity to the nearest label's prototype."""
+        if self.support_set.held_out_scores is not None and self.support_set.has_head:
+            assert self.classifier is not None
+            with torch.no_grad():
+                return self.classifier.logits(embeddings).max(dim=1).values
+        return self.nearest_similarity(embeddings)
 
     def nearest_similarity(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """(n_docs,) each doc's similarity to its nearest label's prototype:
-        the in-scope score."""
+        """(n_docs,) each doc's similarity to its nearest label's prototype."""
         assert self.head is not None and self.prototypes is not None
         with torch.no_grad():
             return self.head.similarity(embeddings, self.prototypes).max(dim=1).values
@@ -86,17 +109,28 @@ def fit_adaptation(
     steps: int,
     learn_rate: Optional[float],
     calibrate: bool,
+    hold_out: bool = False,
 ) -> Adaptation:
-    """Fit what a support set needs (a linear head when `steps` > 0, the
+    """Fit what a support set needs (a linear head when `steps` > 0, and
+    with `hold_out` the head's held-out scores for the in-scope decision; the
     multi-label calibration when `calibrate`) and build its classifier."""
     if not support_set.labels:
         return Adaptation(support_set)
     support, labels = _tensors(support_set, device)
     n_labels = len(support_set.labels)
     if steps > 0:
-        fitted = learner.adapt(support, labels, n_labels, head, steps=steps, learn_rate=learn_rate)
+
+        def fit(rows: torch.Tensor, row_labels: torch.Tensor, n: int) -> Classifier:
+            return learner.adapt(rows, row_labels, n, head, steps=steps, learn_rate=learn_rate)
+
+        fitted = fit(support, labels, n_labels)
         assert isinstance(fitted, LinearClassifier)
         support_set = support_set.with_head(fitted.weight.cpu().numpy(), fitted.bias.cpu().numpy())
+        if hold_out:
+            folds = example_folds(support_set.label_ids, support_set.is_description)
+            support_set = support_set.with_held_out_scores(
+                held_out_top_logits(fit, support, labels, n_labels, folds)
+            )
     if calibrate:
         support_set = support_set.with_calibration(
             fit_calibration(*leave_one_out_similarities(support, labels, n_labels, head))

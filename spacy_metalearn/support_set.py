@@ -16,9 +16,10 @@ import srsly
 
 from .errors import Errors
 
-FORMAT_VERSION = 3
-# format 2 had no descriptions: its rows are all examples
-READABLE_FORMATS = (2, FORMAT_VERSION)
+FORMAT_VERSION = 4
+# format 2 had no descriptions: its rows are all examples; formats 2 and 3 had
+# no held-out scores
+READABLE_FORMATS = (2, 3, FORMAT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class SupportSet:
         multi-label scores, fitted on the support set, or None.
     is_description (Optional[numpy.ndarray]): (n_rows,) bool, True for the
         rows that embed a label's description; None: no row does.
+    held_out_scores (Optional[numpy.ndarray]): (n_rows,) float32 top logit of
+        each example from the fitted head refitted without it (NaN for rows
+        never held out; see held_out.py): what in-scope scores of the head
+        look like. None: not computed.
     """
 
     labels: Tuple[str, ...]
@@ -46,6 +51,7 @@ class SupportSet:
     head_bias: Optional[numpy.ndarray] = None
     calibration: Optional[Tuple[float, float]] = None
     is_description: Optional[numpy.ndarray] = None
+    held_out_scores: Optional[numpy.ndarray] = None
 
     @classmethod
     def empty(cls) -> "SupportSet":
@@ -59,6 +65,7 @@ class SupportSet:
             or _find_description_problem(self.label_ids, self.is_description)
             or _find_head_problem(len(self.labels), self.width, self.head_weight, self.head_bias)
             or _find_calibration_problem(self.calibration)
+            or _find_held_out_problem(self.label_ids, self.head_weight, self.held_out_scores)
         )
         if problem:
             raise ValueError(Errors.E014.format(problem=problem))
@@ -121,14 +128,23 @@ class SupportSet:
 
     def with_head(self, weight: numpy.ndarray, bias: numpy.ndarray) -> "SupportSet":
         """The same examples with a fitted linear head, one row per label."""
-        return replace(self, head_weight=weight.astype("float32"), head_bias=bias.astype("float32"))
+        return replace(
+            self,
+            head_weight=weight.astype("float32"),
+            head_bias=bias.astype("float32"),
+            held_out_scores=None,
+        )
+
+    def with_held_out_scores(self, scores: numpy.ndarray) -> "SupportSet":
+        """The same examples and head with the head's held-out scores."""
+        return replace(self, held_out_scores=scores.astype("float32"))
 
     def with_calibration(self, calibration: Optional[Tuple[float, float]]) -> "SupportSet":
         return replace(self, calibration=calibration)
 
     def remove(self, label: str) -> "SupportSet":
         """Without `label`, its examples and description; a fitted head keeps
-        its other rows."""
+        its other rows, and the other examples their held-out scores."""
         keep = [i for i, name in enumerate(self.labels) if name != label]
         if not keep:
             return SupportSet.empty()
@@ -143,6 +159,7 @@ class SupportSet:
             self.head_bias[keep] if self.head_bias is not None else None,
             self.calibration,
             self.is_description[rows],
+            self.held_out_scores[rows] if self.held_out_scores is not None else None,
         )
 
     def to_bytes(self) -> bytes:
@@ -156,6 +173,7 @@ class SupportSet:
                 "head_bias": self.head_bias,
                 "calibration": None if self.calibration is None else list(self.calibration),
                 "is_description": self.is_description,
+                "held_out_scores": self.held_out_scores,
             }
         )
 
@@ -197,6 +215,7 @@ class SupportSet:
             msg.get("head_bias"),
             calibration,
             is_description,
+            msg.get("held_out_scores") if msg["format"] >= 4 else None,
         )
 
 
@@ -256,4 +275,18 @@ def _find_calibration_problem(calibration) -> str:
         for v in calibration
     ):
         return "calibration must be two finite numbers"
+    return ""
+
+
+def _find_held_out_problem(label_ids: numpy.ndarray, head_weight, scores) -> str:
+    if scores is None:
+        return ""
+    if head_weight is None:
+        return "held-out scores need a fitted head"
+    if not isinstance(scores, numpy.ndarray) or scores.dtype != numpy.float32:
+        return "held-out scores must be a float32 array"
+    if scores.shape != label_ids.shape:
+        return f"{scores.shape[0]} held-out scores for {label_ids.shape[0]} rows"
+    if numpy.isinf(scores).any():
+        return "held-out scores hold infinite values"
     return ""
