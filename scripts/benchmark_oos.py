@@ -13,14 +13,18 @@ NO_NODES_DETECTED test queries.
 
 Per set: in-scope accuracy when never abstaining and with the default decision
 (an abstention counts as wrong), out-of-scope recall and precision, and the
-AUROC (in scope against out of scope) of the score the decision uses (nearest
-prototype similarity) and of the top label's probability.
+AUROC (in scope against out of scope) of the score the decision uses (the
+fitted head's top logit with adapt steps, else the nearest prototype's
+similarity) and of the top label's probability.
 
     python scripts/benchmark_oos.py assets metrics/oos --model default
+    python scripts/benchmark_oos.py assets metrics/oos_head --model default \
+        --steps 100 --learn-rate 30
 """
 
 import csv
 import json
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -104,21 +108,23 @@ def auroc(in_scope, out_of_scope) -> float:
     return float(roc_auc_score(labels, list(in_scope) + list(out_of_scope)))
 
 
-def evaluate_set(nlp, component, spec: Dict[str, Any]) -> Dict[str, Any]:
+def evaluate_set(component, spec: Dict[str, Any]) -> Dict[str, Any]:
     """Adapt to the set's support, then score its in-scope and out-of-scope
     queries as predict() does (the same embeddings, scores and decision)."""
     from spacy_metalearn.data import group_by_label
 
     labels = {label for _, label in spec["support"]}
     test = [(text, label) for text, label in spec["test"] if label in labels]
+    start = time.perf_counter()
     component.adapt(group_by_label(spec["support"]), replace=True)
+    adapt_seconds = time.perf_counter() - start
     texts = [text for text, _ in test] + spec["oos"]
     embeddings = component.embedder(texts)
     classified = component.classify_embeddings(embeddings)  # what predict() gives
     scores = component.model.ops.to_numpy(classified.scores)
     decided = [not out for out in component.out_of_scope(classified)]
     adaptation = component.adaptation
-    similarity = adaptation.nearest_similarity(embeddings).cpu().tolist()
+    in_scope_score = adaptation.in_scope_scores(embeddings).cpu().tolist()
     top = [component.labels[i] for i in scores.argmax(1)]
     n_test = len(test)
     right = [top[i] == label for i, (_, label) in enumerate(test)]
@@ -137,8 +143,9 @@ def evaluate_set(nlp, component, spec: Dict[str, Any]) -> Dict[str, Any]:
         "drop": accuracy_all - accuracy,
         "oos_recall": 100.0 * flagged_oos / len(spec["oos"]),
         "oos_precision": 100.0 * flagged_oos / max(1, flagged_oos + flagged_in),
-        "auroc_similarity": auroc(similarity[:n_test], similarity[n_test:]),
+        "auroc_in_scope_score": auroc(in_scope_score[:n_test], in_scope_score[n_test:]),
         "auroc_top_score": auroc(scores.max(1)[:n_test], scores.max(1)[n_test:]),
+        "adapt_seconds": adapt_seconds,
     }
 
 
@@ -148,31 +155,38 @@ def main(
     model: str = typer.Option("default", help="Pipeline name or path, or 'default'"),
     seed: int = typer.Option(0, help="Seed of the 10-shot draws"),
     only: Optional[str] = typer.Option(None, help="Only sets whose name contains this"),
+    steps: Optional[int] = typer.Option(None, help="adapt_steps; default: the pipeline's own"),
+    learn_rate: Optional[float] = typer.Option(None, help="adapt_learn_rate; default: its own"),
 ) -> None:
     import spacy
 
     from spacy_metalearn.evaluation import DEFAULT_MODEL, find_component, markdown_table
 
-    settings = {"components": {"few_shot_textcat": {"unknown_label": UNKNOWN}}}
+    settings: Dict[str, Any] = {"unknown_label": UNKNOWN}
+    if steps is not None:
+        settings["adapt_steps"] = steps
+    if learn_rate is not None:
+        settings["adapt_learn_rate"] = learn_rate
     if model == DEFAULT_MODEL:
         nlp = spacy.blank("en")
-        nlp.add_pipe("few_shot_textcat", config={"unknown_label": UNKNOWN})
+        nlp.add_pipe("few_shot_textcat", config=settings)
         nlp.initialize()
     else:
-        nlp = spacy.load(model, config=settings)
+        nlp = spacy.load(model, config={"components": {"few_shot_textcat": settings}})
     component = find_component(nlp)
     rows = []
     for spec in oos_sets(assets, seed):
         if only is None or only in spec["set"]:
             print(f"== {spec['set']}", flush=True)
-            rows.append(evaluate_set(nlp, component, spec))
+            rows.append(evaluate_set(component, spec))
     columns = ["set", "n_labels", "n_support", "n_in_scope", "n_oos", "accuracy_never_abstaining",
-               "accuracy", "drop", "oos_recall", "oos_precision", "auroc_similarity",
-               "auroc_top_score"]  # fmt: skip
+               "accuracy", "drop", "oos_recall", "oos_precision", "auroc_in_scope_score",
+               "auroc_top_score", "adapt_seconds"]  # fmt: skip
     table = markdown_table(rows, columns)
     setting = (
         f"{model}, unknown_label={UNKNOWN!r}, in_scope_quantile="
-        f"{component.cfg['in_scope_quantile']}, adapt_steps={component.cfg['adapt_steps']}"
+        f"{component.cfg['in_scope_quantile']}, adapt_steps={component.cfg['adapt_steps']}, "
+        f"adapt_learn_rate={component.cfg['adapt_learn_rate']}"
     )
     targets = [
         f"{row['set']}: OOS recall {row['oos_recall']:.1f} (target >= {RECALL_TARGET}: "

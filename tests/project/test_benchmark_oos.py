@@ -8,15 +8,15 @@ from .test_benchmark import load_script
 benchmark_oos = load_script("benchmark_oos")
 
 
-@pytest.mark.parametrize("quantile", [0.3, 0.7])
-def test_the_benchmark_counts_the_pipelines_own_decisions(quantile):
-    nlp = tiny_nlp(unknown_label="oos", in_scope_quantile=quantile)
+@pytest.mark.parametrize("quantile,steps", [(0.3, None), (0.7, None), (0.5, 5)])
+def test_the_benchmark_counts_the_pipelines_own_decisions(quantile, steps):
+    nlp = tiny_nlp(unknown_label="oos", in_scope_quantile=quantile, adapt_steps=steps)
     component = nlp.get_pipe("few_shot_textcat")
     support = [(text, label) for label, texts in SUPPORT.items() for text in texts]
     test = [("I lost my card", "card_lost"), ("refund please", "refund"), ("rain", "weather")]
     oos = ["capital of France", "play some jazz", "card weather refund"]
     row = benchmark_oos.evaluate_set(
-        nlp, component, {"set": "tiny", "support": support, "test": test, "oos": oos}
+        component, {"set": "tiny", "support": support, "test": test, "oos": oos}
     )
     docs = list(nlp.pipe([text for text, _ in test] + oos))
     abstained = [doc.cats["oos"] == 1.0 for doc in docs]
@@ -27,7 +27,8 @@ def test_the_benchmark_counts_the_pipelines_own_decisions(quantile):
     assert row["accuracy"] == pytest.approx(100.0 * sum(right) / len(test))
     assert row["oos_recall"] == pytest.approx(100.0 * sum(abstained[3:]) / len(oos))
     assert row["drop"] == pytest.approx(row["accuracy_never_abstaining"] - row["accuracy"])
-    assert 0.0 <= row["auroc_similarity"] <= 1.0
+    assert 0.0 <= row["auroc_in_scope_score"] <= 1.0
+    assert component.adaptation.support_set.has_head == (steps is not None)
 
 
 def test_reading_skips_empty_lines(tmp_path):
