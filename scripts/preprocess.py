@@ -94,13 +94,44 @@ def snips(assets: Path) -> List[Row]:
     return [(t, f"snips/{lab.strip()}", "train") for t, lab in zip(texts["text"], labels["text"])]
 
 
+def sgd_intents(assets: Path) -> List[Row]:
+    """Its 47 intents (Schema-Guided Dialogue, every split of its dialogues)
+    for meta-training, as one group of labels "sgd/<Service>_<Intent>"."""
+    table = load_json(assets / "sgd_intents" / "intents.jsonl")
+    labels = ["sgd/" + label.replace("/", "_") for label in table["label"]]
+    return [(text, label, "train") for text, label in zip(table["text"], labels)]
+
+
+def hint3(assets: Path) -> List[Row]:
+    """The three HINT3 chatbots (train and test queries, the out-of-scope ones
+    left out) as meta-dev: a whole source of real, noisy intents held out, each
+    bot one group of labels "hint3/<bot>/<label>"."""
+    rows = []
+    for bot in ("curekart", "powerplay11", "sofmattress"):
+        for part in ("train", "test"):
+            table = load_csv(assets / "hint3" / f"{bot}_{part}.csv")
+            rows.extend(
+                (t, f"hint3/{bot}/{lab}", "dev")
+                for t, lab in zip(table["sentence"], table["label"])
+                if isinstance(t, str) and lab != "NO_NODES_DETECTED"
+            )
+    return rows
+
+
+def load_csv(path: Path) -> datasets.Dataset:
+    return datasets.load_dataset("csv", data_files=str(path), split="train")
+
+
 SOURCES: Dict[str, Callable[[Path], List[Row]]] = {
     "clinc150": clinc150,
     "huffpost": huffpost,
     "reuters": reuters,
     "trec28": trec28,
     "snips": snips,
+    "sgd_intents": sgd_intents,
+    "hint3": hint3,
 }
+DEFAULT_SOURCES = "clinc150,huffpost,reuters,trec28,snips"
 
 
 def capped(pairs: List[Tuple[str, str]], per_label: int, seed: int) -> List[Tuple[str, str]]:
@@ -116,7 +147,7 @@ def capped(pairs: List[Tuple[str, str]], per_label: int, seed: int) -> List[Tupl
 def main(
     assets: Path = typer.Argument(..., help="Folder with the downloaded assets"),
     output: Path = typer.Argument(..., help="Folder for meta_train.spacy and meta_dev.spacy"),
-    sources: str = typer.Option(",".join(SOURCES), help="Comma-separated datasets to use"),
+    sources: str = typer.Option(DEFAULT_SOURCES, help="Comma-separated datasets to use"),
     train_per_label: int = typer.Option(40, help="Texts kept per meta-train class"),
     dev_per_label: int = typer.Option(20, help="Texts kept per meta-dev class"),
     dev_groups: str = typer.Option(
@@ -144,7 +175,7 @@ def main(
         by_source = Counter(label.split("/")[0] for label in {lab for _, lab in pairs})
         summary[split] = {"docs": n_docs, "labels": dict(sorted(by_source.items()))}
         print(f"{split}: {n_docs} docs, labels per source {summary[split]['labels']}")
-    for name in SOURCES:  # held-out test classes of every source, for episodic evaluation
+    for name in DEFAULT_SOURCES.split(","):  # held-out test classes, for episodic evaluation
         source_rows = rows if name in names else SOURCES[name](assets)
         test = [
             {"text": text, "label": label}

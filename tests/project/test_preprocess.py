@@ -47,6 +47,22 @@ def assets(tmp_path):
     snips.mkdir(parents=True)
     (snips / "seq.in").write_text("play a song\nplay jazz\nrain today\nis it sunny\n")
     (snips / "label").write_text("PlayMusic\nPlayMusic\nGetWeather\nGetWeather\n")
+    write_jsonl(
+        root / "sgd_intents" / "intents.jsonl",
+        [{"text": f"find a table {n}", "label": "Restaurants/FindRestaurants", "split": "dev"}
+         for n in range(3)] + [{"text": f"wake me at {n}", "label": "Alarm/AddAlarm",
+                                "split": "train"} for n in range(3)],
+    )  # fmt: skip
+    (root / "hint3").mkdir()
+    for bot in ("curekart", "powerplay11", "sofmattress"):
+        for part in ("train", "test"):
+            lines = [
+                "sentence,label",
+                f"where is my order {part},ORDER_STATUS",
+                f"refund {part} please,REFUND",
+                f"what is the capital of France {part},NO_NODES_DETECTED",
+            ]
+            (root / "hint3" / f"{bot}_{part}.csv").write_text("\n".join(lines) + "\n")
     return root
 
 
@@ -124,3 +140,18 @@ def test_held_out_test_classes_are_written_for_every_source(assets, tmp_path):
     assert result.returncode == 0, result.stderr
     lines = (tmp_path / "corpus" / "meta_test_reuters.jsonl").read_text().splitlines()
     assert {json.loads(line)["label"] for line in lines} == {"reuters/ship"}
+
+
+def test_sgd_intents_train_and_hint3_is_held_out_whole(assets, tmp_path):
+    result = run(assets, tmp_path / "corpus", "--sources", "snips,sgd_intents,hint3")
+    assert result.returncode == 0, result.stderr
+    train = {label for _, label in cats_of(tmp_path / "corpus" / "meta_train.spacy")}
+    dev = cats_of(tmp_path / "corpus" / "meta_dev.spacy")
+    assert train == {"snips/PlayMusic", "snips/GetWeather", "sgd/Restaurants_FindRestaurants",
+                     "sgd/Alarm_AddAlarm"}  # fmt: skip
+    assert {label for _, label in dev} == {
+        f"hint3/{bot}/{label}"
+        for bot in ("curekart", "powerplay11", "sofmattress")
+        for label in ("ORDER_STATUS", "REFUND")
+    }
+    assert len(dev) == 12  # train and test queries, the out-of-scope ones left out
