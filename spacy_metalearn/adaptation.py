@@ -77,9 +77,9 @@ class Adaptation:
         what scores it: its top logit from the head refitted without it where
         adapt() computed those (see held_out.py), else its similarity to its
         own label's prototype without it."""
-        held_out = self.support_set.held_out_scores
-        if held_out is not None and self.support_set.has_head:
+        if self._decides_by_head:
             assert self.prototypes is not None
+            held_out = self.support_set.held_out_scores
             return torch.tensor(held_out[~numpy.isnan(held_out)], device=self.prototypes.device)
         return self.left_out_similarities
 
@@ -87,11 +87,16 @@ class Adaptation:
         """(n_docs,) the score the in-scope decision reads: the fitted head's
         top logit where its held-out scores were computed, else the
         similarity to the nearest label's prototype."""
-        if self.support_set.held_out_scores is not None and self.support_set.has_head:
+        if self._decides_by_head:
             assert self.classifier is not None
             with torch.no_grad():
                 return self.classifier.logits(embeddings).max(dim=1).values
         return self.nearest_similarity(embeddings)
+
+    @property
+    def _decides_by_head(self) -> bool:
+        # a support set has held-out scores only with a fitted head (checked)
+        return self.support_set.held_out_scores is not None
 
     def nearest_similarity(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(n_docs,) each doc's similarity to its nearest label's prototype."""
