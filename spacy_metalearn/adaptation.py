@@ -4,6 +4,7 @@ so its scores and labels always belong together, even while adapt() swaps in
 a new one."""
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional, Tuple
 
 import numpy
@@ -51,27 +52,51 @@ class Adaptation:
     def scores(self, embeddings: torch.Tensor, *, exclusive_classes: bool) -> torch.Tensor:
         """(n_docs, n_labels) scores: a softmax over the classifier's logits, or
         calibrated independent sigmoids of the similarity to each prototype."""
+        return self.classify(embeddings, exclusive_classes=exclusive_classes)[0]
+
+    def classify(
+        self,
+        embeddings: torch.Tensor,
+        *,
+        exclusive_classes: bool,
+        in_scope_quantile: Optional[float] = None,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The scores (see scores()) and, with `in_scope_quantile`, the
+        in-scope booleans (see in_scope()), the classifier's logits computed
+        once for both."""
         assert self.classifier is not None and self.head is not None
         with torch.no_grad():
             if exclusive_classes:
-                return torch.softmax(self.classifier.logits(embeddings), dim=1)
-            slope, offset = self.support_set.calibration or (1.0, 0.0)
-            similarity = self.head.similarity(embeddings, self.prototypes)
-            return torch.sigmoid(slope * similarity + offset)
+                logits = self.classifier.logits(embeddings)
+                scores = torch.softmax(logits, dim=1)
+            else:
+                logits = None
+                slope, offset = self.support_set.calibration or (1.0, 0.0)
+                similarity = self.head.similarity(embeddings, self.prototypes)
+                scores = torch.sigmoid(slope * similarity + offset)
+        if in_scope_quantile is None:
+            return scores, None
+        return scores, self.in_scope(embeddings, in_scope_quantile, logits=logits)
 
-    def in_scope(self, embeddings: torch.Tensor, quantile: float) -> Optional[torch.Tensor]:
+    def in_scope(
+        self, embeddings: torch.Tensor, quantile: float, *, logits: Optional[torch.Tensor] = None
+    ) -> Optional[torch.Tensor]:
         """(n_docs,) booleans: whether each doc's in-scope score reaches all
         but `quantile` of what the support's examples score held out (see
         in_scope_scores). None when there is nothing to calibrate on (no
-        label with two examples)."""
+        label with two examples).
+
+        logits (Optional[torch.Tensor]): The classifier's logits of
+            `embeddings`, where already computed.
+        """
         held_out = self.held_out_in_scope_scores
         if held_out is None or not len(held_out):
             return None
         threshold = torch.quantile(held_out, quantile)
-        scores = self.in_scope_scores(embeddings)
+        scores = self.in_scope_scores(embeddings, logits=logits)
         return scores >= threshold.to(scores.dtype)
 
-    @property
+    @cached_property
     def held_out_in_scope_scores(self) -> Optional[torch.Tensor]:
         """The in-scope scores of the support's examples, each held out of
         what scores it: its top logit from the head refitted without it where
@@ -83,14 +108,18 @@ class Adaptation:
             return torch.tensor(held_out[~numpy.isnan(held_out)], device=self.prototypes.device)
         return self.left_out_similarities
 
-    def in_scope_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
+    def in_scope_scores(
+        self, embeddings: torch.Tensor, *, logits: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """(n_docs,) the score the in-scope decision reads: the fitted head's
         top logit where its held-out scores were computed, else the
         similarity to the nearest label's prototype."""
         if self._decides_by_head:
             assert self.classifier is not None
-            with torch.no_grad():
-                return self.classifier.logits(embeddings).max(dim=1).values
+            if logits is None:
+                with torch.no_grad():
+                    logits = self.classifier.logits(embeddings)
+            return logits.max(dim=1).values
         return self.nearest_similarity(embeddings)
 
     @property

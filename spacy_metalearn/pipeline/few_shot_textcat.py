@@ -470,10 +470,11 @@ class FewShotTextCategorizer(TrainablePipe):
         width = adaptation.support_set.width
         if embeddings.shape[1] != width:
             raise ValueError(Errors.E020.format(stored=width, encoder=embeddings.shape[1]))
-        scores = adaptation.scores(embeddings, exclusive_classes=self.cfg["exclusive_classes"])
-        if not self._decides_in_scope():
-            return scores, None
-        return scores, adaptation.in_scope(embeddings, self.cfg["in_scope_quantile"])
+        return adaptation.classify(
+            embeddings,
+            exclusive_classes=self.cfg["exclusive_classes"],
+            in_scope_quantile=self.cfg["in_scope_quantile"] if self._decides_in_scope() else None,
+        )
 
     def _decides_in_scope(self) -> bool:
         """Whether the component decides from the support set which docs are
