@@ -3,8 +3,10 @@ each meta-pretrained pipeline's accuracy minus the frozen encoder's, adapted
 the same way on the same support and test, printed against the target and
 written to OUTPUT.
 
-    python scripts/meta_learning_gain.py metrics/evaluate/clinc150_gain.json \
-        "CLINC150 10-shot=metrics/evaluate/clinc150_10shot_meta.json:metrics/evaluate/clinc150_10shot_frozen_steps.json"
+    python scripts/meta_learning_gain.py OUTPUT "NAME=META.json:FROZEN.json" ...
+
+e.g. NAME "CLINC150 10-shot", META metrics/evaluate/clinc150_10shot_meta.json,
+FROZEN metrics/evaluate/clinc150_10shot_frozen_steps.json.
 """
 
 import json

@@ -18,7 +18,7 @@ sizes were not measured.
 """
 
 import random
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 import srsly
@@ -26,7 +26,13 @@ import torch
 import torch.nn.functional as F
 from thinc.api import Model, torch2xp, xp2torch
 
-from .top_layers import TopLayers, find_state_problem, find_transformer, frozen_lower_layers
+from .top_layers import (
+    LowerLayerOutputs,
+    TopLayers,
+    find_state_problem,
+    find_transformer,
+    frozen_lower_layers,
+)
 
 # the cosine scale of the adaptation loss, as in the probe that chose the steps
 DEEP_ADAPT_SCALE = 20.0
@@ -117,6 +123,7 @@ def fit_top_layers(
     steps: int,
     learn_rate: float,
     seed: int = 0,
+    outputs: Optional[LowerLayerOutputs] = None,
 ) -> List[float]:
     """Take `steps` Adam steps of the episode loss on pseudo-episodes of the
     support set, updating the top layers only (the others are frozen by
@@ -127,6 +134,9 @@ def fit_top_layers(
     docs (Sequence[Doc]): One doc per support row (examples and descriptions).
     label_ids (Sequence[int]): Each row's label, 0..n_labels-1.
     is_description (Sequence[bool]): Whether each row is a label's description.
+    outputs (Optional[LowerLayerOutputs]): Where the lower layers' outputs
+        are kept (default: for these steps only); pass one to reuse them for
+        encoding the support with the adapted layers afterwards.
     RETURNS (List[float]): The loss of each step.
     """
     rng = random.Random(seed)
@@ -134,7 +144,7 @@ def fit_top_layers(
     losses = []
     docs = list(docs)
     try:
-        with frozen_lower_layers(top):
+        with frozen_lower_layers(top, outputs):
             for _ in range(steps):
                 support, query = pseudo_episode(label_ids, is_description, rng)
                 if not query:  # one example per label and no descriptions

@@ -81,17 +81,19 @@ class DocEmbedder:
                 upstream.append(component)
         return upstream
 
-    def embed_docs(self, docs: Sequence[Doc]) -> torch.Tensor:
+    def embed_docs(self, docs: Sequence[Doc], *, torch_only: bool = False) -> torch.Tensor:
         """Encode docs in batches of `batch_size` docs of similar length (a
         transformer pads a batch to its longest doc), each doc once.
 
+        torch_only (bool): Run torch even where a backend is set (within
+            frozen_lower_layers, whose stand-in layers no export may trace).
         RETURNS (torch.Tensor): (n_docs, width) encoder outputs, in the docs' order.
         """
         docs = list(docs)
         if not docs:
             return torch.zeros((0, 0))
         order = length_order(docs)
-        with self.encoding():
+        with contextlib.nullcontext() if torch_only else self.encoding():
             batches = [
                 xp2torch(
                     self.encoder.predict([docs[i] for i in order[start : start + self.batch_size]])

@@ -715,10 +715,18 @@ class FewShotTextCategorizer(TrainablePipe):
                 assert top is not None
                 deep_start = top.state()
                 index = {label: i for i, label in enumerate(dict.fromkeys(labels))}
+                lower_outputs = LowerLayerOutputs()
                 fit_top_layers(top, self._begin_update, docs, [index[label] for label in labels],
                                is_description, len(index), steps=deep_steps,
-                               learn_rate=self.cfg["deep_adapt_learn_rate"])  # fmt: skip
-            embeddings = prepare(self.embedder.embed_docs(docs), self._head().metric)
+                               learn_rate=self.cfg["deep_adapt_learn_rate"],
+                               outputs=lower_outputs)  # fmt: skip
+                # the support through the adapted layers, from the lower
+                # layers' outputs the steps computed
+                with frozen_lower_layers(top, lower_outputs):
+                    encoded = self.embedder.embed_docs(docs, torch_only=True)
+            else:
+                encoded = self.embedder.embed_docs(docs)
+            embeddings = prepare(encoded, self._head().metric)
             if base.labels and base.width != embeddings.shape[1]:
                 raise ValueError(Errors.E020.format(stored=base.width, encoder=embeddings.shape[1]))
             adaptation = fit_adaptation(

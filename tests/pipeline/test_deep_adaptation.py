@@ -76,6 +76,25 @@ def test_the_lower_layers_run_once_and_give_what_they_compute(tiny_bert):
     torch.testing.assert_close(component.embedder.embed_docs(docs), expected, atol=0, rtol=0)
 
 
+def test_deep_adaptation_runs_the_lower_layers_once_per_support_row(tiny_bert):
+    """The steps and the final encoding with the adapted layers share the
+    lower layers' outputs: each row (examples and label names) passes layer 0
+    once in the whole adapt()."""
+    nlp = tiny_bert_nlp(tiny_bert, deep_adapt_layers=1, deep_adapt_learn_rate=1e-3)
+    component = nlp.get_pipe("few_shot_textcat")
+    transformer = find_transformer(component.model.get_ref("encoder"))
+    rows = []
+    hook = transformer.encoder.layer[0].register_forward_hook(
+        lambda module, args, output: rows.append(args[0].shape[0])
+    )
+    try:
+        component.adapt(SUPPORT, deep_steps=3)
+    finally:
+        hook.remove()
+    n_examples = sum(len(texts) for texts in SUPPORT.values())
+    assert sum(rows) == n_examples + len(SUPPORT)  # and one label name each
+
+
 def test_deep_steps_learn_the_support(tiny_bert):
     """The episode loss on fixed splits of the support, without dropout,
     falls after training on random ones."""
