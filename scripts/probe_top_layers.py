@@ -147,46 +147,68 @@ def protonet_loss(
     )
 
 
+def adapt_copy(
+    top: "TopLayers",
+    rates: List[float],
+    class_rows: List[List[int]],
+    rows: List[torch.Tensor],
+    names_rows: List[torch.Tensor],
+    scale: float,
+    steps: int,
+    rng: random.Random,
+) -> Tuple["TopLayers", List[float]]:
+    """A copy of the top layers adapted the way deep adaptation adapts to a
+    support set: `steps` Adam steps (layer l at step size rates[l]) of
+    ProtoNet's loss on pseudo-episodes, each class's rows (the same number for
+    every class) split in half at random at every step, with the names.
+    RETURNS (Tuple[TopLayers, List[float]]): The adapted copy and each step's loss."""
+    fast = TopLayers.__new__(TopLayers)
+    fast.layers = copy.deepcopy(top.layers)
+    groups = [
+        {"params": list(layer.parameters()), "lr": rate} for layer, rate in zip(fast.layers, rates)
+    ]
+    optimizer = torch.optim.Adam(groups)
+    losses = []
+    for _ in range(steps):
+        support, query = [], []
+        for members in class_rows:
+            members = list(members)
+            rng.shuffle(members)
+            support.append(members[: len(members) // 2])
+            query.append(members[len(members) // 2 :])
+        order = [i for block in support for i in block] + [i for block in query for i in block]
+        x = fast([rows[i] for i in order] + names_rows, train=True)
+        loss = protonet_loss(x, len(class_rows), len(support[0]), len(query[0]), scale,
+                             bool(names_rows))  # fmt: skip
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return fast, losses
+
+
 def reptile_episode(
     top: "TopLayers",
     rows: List[torch.Tensor],
     names_rows: List[torch.Tensor],
-    n_classes: int,
-    shots: int,
-    queries: int,
-    scale: float,
+    shape: Tuple[int, int, int, float],
     inner_steps: int,
     inner_learn_rate: float,
     meta_step: float,
     rng: random.Random,
 ) -> float:
     """One Reptile step over the top layers: adapt a copy of them to the
-    episode's texts (`shots` + `queries` per class, class by class) the way
-    deep adaptation adapts to a support set, then move the start toward it.
+    episode's texts (shape: classes, shots, queries, scale; shots + queries
+    texts per class, class by class) the way deep adaptation adapts to a
+    support set, then move the start toward it.
     RETURNS (float): The mean inner loss."""
-    start_layers = top.layers
-    fast = TopLayers.__new__(TopLayers)
-    fast.layers = copy.deepcopy(start_layers)
-    optimizer = torch.optim.Adam(fast.layers.parameters(), lr=inner_learn_rate)
+    n_classes, shots, queries, scale = shape
     per_class = shots + queries
-    losses = []
-    for _ in range(inner_steps):
-        support, query = [], []
-        for c in range(n_classes):
-            members = list(range(c * per_class, (c + 1) * per_class))
-            rng.shuffle(members)
-            support.append(members[: per_class // 2])
-            query.append(members[per_class // 2 :])
-        order = [i for block in support for i in block] + [i for block in query for i in block]
-        x = fast([rows[i] for i in order] + names_rows, train=True)
-        loss = protonet_loss(x, n_classes, per_class // 2, per_class - per_class // 2, scale,
-                             bool(names_rows))  # fmt: skip
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    class_rows = [list(range(c * per_class, (c + 1) * per_class)) for c in range(n_classes)]
+    rates = [inner_learn_rate] * len(top.layers)
+    fast, losses = adapt_copy(top, rates, class_rows, rows, names_rows, scale, inner_steps, rng)
     with torch.no_grad():
-        for theta, phi in zip(start_layers.parameters(), fast.layers.parameters()):
+        for theta, phi in zip(top.layers.parameters(), fast.layers.parameters()):
             theta.add_(meta_step * (phi - theta))
     return sum(losses) / len(losses)
 
@@ -196,44 +218,25 @@ def step_size_episode(
     log_rates: torch.Tensor,
     rows: List[torch.Tensor],
     names_rows: List[torch.Tensor],
-    n_classes: int,
-    shots: int,
-    queries: int,
-    scale: float,
+    shape: Tuple[int, int, int, float],
     inner_steps: int,
     rng: random.Random,
 ) -> Tuple[float, torch.Tensor]:
     """One episode of the step-size meta-learner: rows are each class's
-    `shots` support then `queries` query texts, class by class.
+    shots support then queries query texts, class by class (shape: classes,
+    shots, queries, scale). The copy adapts to the support texts; the
+    query loss is then taken against their prototypes.
     RETURNS (Tuple[float, torch.Tensor]): The query loss after adaptation, and
         its first-order gradient with respect to each layer's log step size."""
-    fast = TopLayers.__new__(TopLayers)
-    fast.layers = copy.deepcopy(top.layers)
-    groups = [{"params": list(layer.parameters()), "lr": float(rate)}
-              for layer, rate in zip(fast.layers, log_rates.exp())]  # fmt: skip
-    optimizer = torch.optim.Adam(groups)
+    n_classes, shots, queries, scale = shape
     per_class = shots + queries
-    support_rows = [c * per_class + i for c in range(n_classes) for i in range(shots)]
-    for _ in range(inner_steps):
-        inner_support, inner_query = [], []
-        for c in range(n_classes):
-            members = rng.sample(range(shots), shots)
-            cut = max(1, shots // 2) if shots > 1 else shots
-            inner_support.append([c * per_class + i for i in members[:cut]])
-            inner_query.append([c * per_class + i for i in members[cut:]])
-        if not any(inner_query):
-            break
-        cut_shape = (len(inner_support[0]), len(inner_query[0]))
-        order = [i for b in inner_support for i in b] + [i for b in inner_query for i in b]
-        x = fast([rows[i] for i in order] + names_rows, train=True)
-        loss = protonet_loss(x, n_classes, *cut_shape, scale, bool(names_rows))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    class_rows = [list(range(c * per_class, c * per_class + shots)) for c in range(n_classes)]
+    rates = [float(rate) for rate in log_rates.exp()]
+    fast, _ = adapt_copy(top, rates, class_rows, rows, names_rows, scale, inner_steps, rng)
+    support_rows = [i for members in class_rows for i in members]
     query_rows = [c * per_class + shots + i for c in range(n_classes) for i in range(queries)]
     x = fast([rows[i] for i in support_rows + query_rows] + names_rows, train=False)
     loss = protonet_loss(x, n_classes, shots, queries, scale, bool(names_rows))
-    optimizer.zero_grad()
     loss.backward()
     gradient = torch.zeros_like(log_rates)
     with torch.no_grad():
@@ -361,14 +364,14 @@ def main(
         names_rows = [name_states[c] for c in classes] if label_names else []
         if learner == "reptile":  # each class's texts together: the inner loop splits them
             rows = [cache["meta_train"][i] for texts in picked for i in texts]
-            episode_shape = (len(classes), shots, queries, scale)
+            shape = (len(classes), shots, queries, scale)
             inner = (inner_steps, inner_learn_rate, meta_step)
-            losses.append(reptile_episode(top, rows, names_rows, *episode_shape, *inner, rng))
+            losses.append(reptile_episode(top, rows, names_rows, shape, *inner, rng))
         elif learner == "step-sizes":
             rows = [cache["meta_train"][i] for texts in picked for i in texts]
-            shape = (len(classes), shots, queries, scale, inner_steps)
+            shape = (len(classes), shots, queries, scale)
             loss, gradient = step_size_episode(top, log_rates.detach(), rows, names_rows,
-                                               *shape, rng)  # fmt: skip
+                                               shape, inner_steps, rng)  # fmt: skip
             optimizer.zero_grad()
             log_rates.grad = gradient
             optimizer.step()
