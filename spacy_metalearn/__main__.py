@@ -107,9 +107,7 @@ def adapt_cli(
     replace: bool = typer.Option(False, "--replace", help="Forget the current labels first"),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder"),
     deep_steps: Optional[int] = typer.Option(None, "--deep-steps", help=DEEP_STEPS_HELP),
-    inference_backend: Optional[str] = typer.Option(
-        None, "--inference-backend", help=BACKEND_HELP
-    ),
+    inference_backend: Optional[str] = typer.Option(None, "--inference-backend", help=BACKEND_HELP),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """Adapt a pipeline's few_shot_textcat to the labels of a support set and save it.
@@ -144,9 +142,7 @@ def evaluate_cli(
     steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
     deep_steps: Optional[int] = typer.Option(None, "--deep-steps", help=DEEP_STEPS_HELP),
-    inference_backend: Optional[str] = typer.Option(
-        None, "--inference-backend", help=BACKEND_HELP
-    ),
+    inference_backend: Optional[str] = typer.Option(None, "--inference-backend", help=BACKEND_HELP),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """All-label K-shot evaluation: adapt to every label of the support set,
