@@ -17,7 +17,15 @@ import typer
 from benchmark import META_LEARNING_GAIN_TARGET
 
 # what must match for two results to be compared
-SAME = ("support", "test", "adapt_steps", "adapt_learn_rate", "deep_adapt_steps")
+SAME = (
+    "support",
+    "test",
+    "adapt_steps",
+    "adapt_learn_rate",
+    "deep_adapt_steps",
+    "deep_adapt_learn_rate",
+    "inference_backend",
+)
 
 
 def gain(name: str, meta: dict, frozen: dict) -> dict:

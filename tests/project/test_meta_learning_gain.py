@@ -36,3 +36,13 @@ def test_results_adapted_differently_are_refused(tmp_path):
     done = run(str(tmp_path / "gain.json"), f"X={meta}:{frozen}")
     assert done.returncode != 0 and "adapt_steps" in done.stderr
     assert not (tmp_path / "gain.json").exists()
+
+
+def test_results_from_other_deep_step_sizes_or_backends_are_refused(tmp_path):
+    meta = result(tmp_path / "m.json", 91.0, deep_adapt_learn_rate=3e-5, inference_backend="torch")
+    for key, value in (("deep_adapt_learn_rate", 1e-4), ("inference_backend", "onnxruntime")):
+        changes = {"deep_adapt_learn_rate": 3e-5, "inference_backend": "torch", key: value}
+        frozen = result(tmp_path / "f.json", 89.0, **changes)
+        done = run(str(tmp_path / "gain.json"), f"X={meta}:{frozen}")
+        assert done.returncode != 0 and key in done.stderr
+        assert not (tmp_path / "gain.json").exists()
