@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 import typer
-from probe_top_layers import TopLayers, load_sets, lower_states
+from probe_top_layers import TopLayers, layer_groups, load_sets, lower_states
 
 from spacy_metalearn.learners.protonet import ProtoNet
 from spacy_metalearn.models.metric import MetricHead, prepare
@@ -59,9 +59,7 @@ def deep_adapt(
     them); returns the seconds they took."""
     start = time.perf_counter()
     rates = layer_learn_rates or [learn_rate] * len(top.layers)
-    optimizer = torch.optim.Adam(
-        [{"params": list(layer.parameters()), "lr": rate} for layer, rate in zip(top.layers, rates)]
-    )
+    optimizer = torch.optim.Adam(layer_groups(top.layers, rates))
     by_label: Dict[int, List[int]] = {}
     for i, label in enumerate(row_labels):
         by_label.setdefault(label, []).append(i)

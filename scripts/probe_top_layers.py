@@ -147,6 +147,11 @@ def protonet_loss(
     )
 
 
+def layer_groups(layers: torch.nn.ModuleList, rates: List[float]) -> List[dict]:
+    """Optimizer parameter groups: each layer's parameters at its own step size."""
+    return [{"params": list(layer.parameters()), "lr": rate} for layer, rate in zip(layers, rates)]
+
+
 def adapt_copy(
     top: "TopLayers",
     rates: List[float],
@@ -164,10 +169,7 @@ def adapt_copy(
     RETURNS (Tuple[TopLayers, List[float]]): The adapted copy and each step's loss."""
     fast = TopLayers.__new__(TopLayers)
     fast.layers = copy.deepcopy(top.layers)
-    groups = [
-        {"params": list(layer.parameters()), "lr": rate} for layer, rate in zip(fast.layers, rates)
-    ]
-    optimizer = torch.optim.Adam(groups)
+    optimizer = torch.optim.Adam(layer_groups(fast.layers, rates))
     losses = []
     for _ in range(steps):
         support, query = [], []
