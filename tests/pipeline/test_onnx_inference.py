@@ -55,25 +55,37 @@ def test_int8_onnx_runtime_stays_close_to_torch(tiny_bert):
     assert torch.nn.functional.cosine_similarity(quantized, expected).min() > 0.95
 
 
-def test_int8_leaves_the_first_layer_in_float32(tiny_bert):
+def test_int8_leaves_only_the_first_layers_feed_forward_output_in_float32(tiny_bert):
     import onnx
 
-    from spacy_metalearn.onnx_inference import export_onnx, first_layer_nodes
+    from spacy_metalearn.onnx_inference import export_onnx, float32_nodes
 
     transformer = transformer_of(tiny_bert_nlp(tiny_bert).get_pipe("few_shot_textcat"))
     fused = onnx.load_from_string(export_onnx(transformer, quantize=False))
-    first = first_layer_nodes(fused)
-    assert "Attention_0" in first and len(first) == 4  # attention and three projections
-    assert all("layer.1" not in name and name != "Attention_1" for name in first)
+    (kept,) = float32_nodes(fused)
+    assert kept == "/encoder/layer.0/output/dense/MatMul"
     quantized = onnx.load_from_string(export_onnx(transformer, quantize=True))
     op_types = {node.name: node.op_type for node in quantized.graph.node}
-    assert all(op_types[name] in ("Attention", "MatMul") for name in first)
-    # the other layers' are quantized (their float32 nodes are gone)
-    assert "Attention_1" not in op_types and "Attention_2" not in op_types
-    assert any(
-        op.startswith(("QAttention", "MatMulInteger", "DynamicQuantize"))
-        for op in op_types.values()
+    # every other attention and matrix multiplication is quantized
+    assert [name for name, op in op_types.items() if op in ("Attention", "MatMul")] == [kept]
+    assert "QAttention" in op_types.values() and "MatMulInteger" in op_types.values()
+
+
+def test_int8_leaves_the_nodes_it_is_told_in_float32(tiny_bert):
+    import onnx
+
+    from spacy_metalearn.onnx_inference import export_onnx
+
+    transformer = transformer_of(tiny_bert_nlp(tiny_bert).get_pipe("few_shot_textcat"))
+    every_layer = onnx.load_from_string(
+        export_onnx(transformer, quantize=True, keep_float32=lambda model: [])
     )
+    assert not any(node.op_type in ("Attention", "MatMul") for node in every_layer.graph.node)
+    first_attention = onnx.load_from_string(
+        export_onnx(transformer, quantize=True, keep_float32=lambda model: ["Attention_0"])
+    )
+    kept = [node.name for node in first_attention.graph.node if node.op_type == "Attention"]
+    assert kept == ["Attention_0"]
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "onnxruntime-int8"])
