@@ -248,7 +248,7 @@ class ProcessWorker:
 class ClassyWorker:
     """classy-classification served by scripts/speed_classy.py in its own
     environment: one request per line on its stdin, one JSON reply per line
-    ({"reply": ...}) on its stdout."""
+    ({"reply": ...}) on its stdout; its other output is passed on."""
 
     def __init__(self, python: Path, data: Path, n_docs: int, threads: int) -> None:
         self.name = "classy-classification (SVM)"
@@ -264,6 +264,7 @@ class ClassyWorker:
         for line in self.process.stdout:
             if line.startswith('{"reply"'):
                 return json.loads(line)["reply"]
+            print(line, end="")  # whatever else it prints, passed on
         raise RuntimeError(f"{self.name}: its process ended (traceback above)")
 
     def request(self, line: str) -> Any:
