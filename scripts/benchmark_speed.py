@@ -363,7 +363,7 @@ def main(
     n_docs: int = typer.Option(1000, help="Test texts timed"),
     rss_docs: int = typer.Option(10000, help="Docs piped to watch RSS (0 skips)"),
     threads: int = typer.Option(2, help="torch threads, the same for every method"),
-    rounds: int = typer.Option(5, help="Timed rounds (medians; ratios paired by round)"),
+    rounds: int = typer.Option(5, min=1, help="Timed rounds (medians; ratios paired by round)"),
     adapt_steps: int = typer.Option(100, help="Inner-loop steps of adapt()"),
     adapt_learn_rate: float = typer.Option(30.0, help="Their step size"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),

@@ -63,7 +63,7 @@ def mean_pooled(hidden: numpy.ndarray, mask: numpy.ndarray) -> numpy.ndarray:
 def main(
     data: Path = typer.Argument(..., help="Folder with train/ (seq.in, label)"),
     n_texts: int = typer.Option(1000, help="Train texts, evenly spaced over the split"),
-    rounds: int = typer.Option(21, help="Timed rounds (medians; ratios paired by round)"),
+    rounds: int = typer.Option(21, min=1, help="Timed rounds (medians; ratios paired by round)"),
     threads: int = typer.Option(2, help="torch and ONNX Runtime threads"),
 ) -> None:
     import onnx
