@@ -79,6 +79,7 @@ def main() -> None:
                 str(path),
                 "--labels",
                 str(labels[part]),
+                "--force",
             ],
             log,
         )
@@ -156,6 +157,7 @@ def main() -> None:
                 str(args.test_episodes),
                 "--output",
                 str(result_path),
+                "--force",
             ],
             log,
         )

@@ -1,9 +1,6 @@
 """Command line: python -m spacy_metalearn adapt|evaluate ..."""
 
 import functools
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -21,6 +18,7 @@ from .evaluation import (
     load_pipeline,
     markdown_table,
 )
+from .outputs import check_output_file, check_output_folder, save_pipeline, write_atomically
 
 app = typer.Typer(name="spacy_metalearn", help="Few-shot text classification for spaCy.")
 
@@ -37,6 +35,8 @@ BACKEND_HELP = (
     "onnxruntime-int8 (default: the pipeline's setting; saved with it)"
 )
 GPU_HELP = "GPU id, or -1 for CPU"
+OUTPUT_HELP = "Write results as JSON (an existing file only with --force)"
+FORCE_FILE_HELP = "Overwrite an existing output file"
 
 
 def use_gpu(gpu_id: int) -> None:
@@ -105,15 +105,18 @@ def adapt_cli(
     support_path: Path = typer.Argument(..., help=f"Support examples: {DATA_HELP}"),
     output: Path = typer.Argument(..., help="Folder to save the adapted pipeline to"),
     replace: bool = typer.Option(False, "--replace", help="Forget the current labels first"),
-    force: bool = typer.Option(False, "--force", help="Replace an existing output folder"),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing output folder that holds a pipeline"
+    ),
     deep_steps: Optional[int] = typer.Option(None, "--deep-steps", help=DEEP_STEPS_HELP),
     inference_backend: Optional[str] = typer.Option(None, "--inference-backend", help=BACKEND_HELP),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """Adapt a pipeline's few_shot_textcat to the labels of a support set and save it.
-    The output is written completely or not at all."""
-    if output.exists() and not force:
-        msg.fail(Errors.E025.format(path=output), exits=1)
+    The output is written completely or not at all; --force replaces only an
+    empty folder or a pipeline, never the inputs or the current directory."""
+    inputs = [support_path] + ([Path(model)] if Path(model).exists() else [])
+    check_output_folder(output, force=force, inputs=inputs)
     use_gpu(gpu_id)
     nlp = load_pipeline(model)
     component = find_component(nlp)
@@ -123,7 +126,7 @@ def adapt_cli(
     start = time.perf_counter()
     changes = component.adapt(support, replace=replace, deep_steps=deep_steps)
     seconds = time.perf_counter() - start
-    save_atomically(nlp, output)
+    save_pipeline(nlp, output)
     msg.good(
         f"Adapted to {len(support)} labels in {seconds:.2f}s "
         f"({len(changes['added'])} added, {len(changes['updated'])} updated, "
@@ -137,7 +140,8 @@ def evaluate_cli(
     model: str = typer.Argument(..., help=MODEL_HELP),
     support_path: Path = typer.Argument(..., help=f"Support examples: {DATA_HELP}"),
     test_path: Path = typer.Argument(..., help=f"Test examples: {DATA_HELP}"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results as JSON"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help=OUTPUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_FILE_HELP),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Timing runs (median reported)"),
     steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
@@ -148,6 +152,8 @@ def evaluate_cli(
     """All-label K-shot evaluation: adapt to every label of the support set,
     predict the test set, report accuracy and adaptation time against the
     time to encode the support texts with the bare encoder."""
+    if output is not None:
+        check_output_file(output, force=force)
     use_gpu(gpu_id)
     nlp = load_configured(model, steps, learn_rate, deep_steps, inference_backend)
     cfg = find_component(nlp).cfg
@@ -181,13 +187,16 @@ def episodes_cli(
     n_query: int = typer.Option(5, "--n-query", min=1),
     n_episodes: int = typer.Option(600, "--n-episodes", min=1),
     seed: int = typer.Option(0, "--seed"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results as JSON"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help=OUTPUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_FILE_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """Episodic N-way K-shot accuracy (mean and 95% CI over episodes) on
     held-out classes, adapted the way the pipeline adapts."""
+    if output is not None:
+        check_output_file(output, force=force)
     shot_list = parse_shots(shots)
     pairs = read_labelled(data_path)
     if labels_path is not None:
@@ -218,9 +227,11 @@ def corpus_cli(
         None, "--labels", help="Only these classes (one per line)"
     ),
     lang: str = typer.Option("en", "--lang"),
+    force: bool = typer.Option(False, "--force", help=FORCE_FILE_HELP),
 ) -> None:
     """Convert labelled texts to a .spacy corpus (cats {label: 1.0}) for
     meta-pretraining with `spacy train`."""
+    check_output_file(output, force=force)
     pairs = read_labelled(data_path)
     if labels_path is not None:
         pairs = keep_labels(pairs, read_label_list(labels_path))
@@ -231,45 +242,12 @@ def corpus_cli(
 
 def report(rows: List[Dict[str, Any]], columns: List[str], output: Optional[Path], data) -> None:
     """Print rows as a Markdown table and write `data` as JSON to `output`."""
-    print(markdown_table(rows, columns))
+    if rows:
+        print(markdown_table(rows, columns))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, data)
+        write_atomically(output, srsly.json_dumps(data, indent=2).encode("utf8"))
         msg.good(f"Saved results to {output}")
-
-
-def save_atomically(nlp, output: Path) -> None:
-    """Write the pipeline to a staging folder beside `output`, then move it in.
-    An old pipeline at `output` is moved aside first and removed last; if the
-    process dies between those two moves, the next save puts it back first.
-    Staging folders that a killed save left behind are removed. The folder
-    gets the usual permissions (not mkdtemp's 0700), so others can load it."""
-    output = output.absolute()
-    if output.exists() and not output.is_dir():
-        raise ValueError(Errors.E035.format(path=output))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    previous = output.with_name(f".{output.name}.previous")
-    if previous.exists():
-        if output.exists():
-            shutil.rmtree(previous)
-        else:
-            os.replace(previous, output)
-    for stale in output.parent.glob(f".{output.name}.staging-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.parent))
-    try:
-        nlp.to_disk(staging)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)
-        if output.exists():
-            os.replace(output, previous)
-        os.replace(staging, output)
-        if previous.exists():
-            shutil.rmtree(previous)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 if __name__ == "__main__":

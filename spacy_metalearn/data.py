@@ -4,6 +4,7 @@
 import csv
 import json
 import random
+import unicodedata
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
@@ -11,6 +12,7 @@ import spacy
 from spacy.tokens import DocBin
 
 from .errors import Errors
+from .outputs import write_atomically
 from .support import has_visible_text
 
 TEXT_KEYS = ("text", "sentence", "raw")
@@ -26,6 +28,8 @@ def read_labelled(path: Union[str, Path]) -> List[Tuple[str, str]]:
     RETURNS (List[Tuple[str, str]]): The pairs, in file order.
     """
     path = Path(path)
+    if not path.exists():
+        raise ValueError(Errors.E047.format(path=path))
     if path.is_dir():
         pairs = _read_folder(path)
     elif path.suffix == ".jsonl":
@@ -40,9 +44,15 @@ def read_labelled(path: Union[str, Path]) -> List[Tuple[str, str]]:
 
 
 def read_label_list(path: Union[str, Path]) -> List[str]:
-    """Labels, one per line (blank lines ignored)."""
-    labels = [line.strip() for line in Path(path).read_text(encoding="utf8").splitlines()]
-    return [label for label in labels if label]
+    """Labels, one per line (blank lines ignored); at least one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(Errors.E047.format(path=path))
+    lines = [line.strip() for line in path.read_text(encoding="utf8").splitlines()]
+    labels = [label for label in lines if label]
+    if not labels:
+        raise ValueError(Errors.E049.format(path=path))
+    return labels
 
 
 def keep_labels(pairs: List[Tuple[str, str]], labels: List[str]) -> List[Tuple[str, str]]:
@@ -68,7 +78,7 @@ def write_docbin(pairs: List[Tuple[str, str]], path: Union[str, Path], lang: str
         docs.append(doc)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    DocBin(docs=docs).to_disk(path)
+    write_atomically(path, DocBin(docs=docs).to_bytes())
     return len(docs)
 
 
@@ -115,7 +125,17 @@ def _read_csv(path: Path) -> List[Tuple[str, str]]:
     # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part
     # of the first column's name
     with path.open(encoding="utf-8-sig", newline="") as file:
-        return [_pick(row, path, f"row {n}") for n, row in enumerate(csv.DictReader(file), 2)]
+        rows = csv.reader(file)
+        header = next(rows, [])
+        pairs = []
+        for number, row in enumerate(rows, 2):
+            if not row:  # a blank line
+                continue
+            if len(row) != len(header):
+                problem = f"row {number} has {len(row)} fields, the header {len(header)}"
+                raise ValueError(Errors.E024.format(path=path, problem=problem))
+            pairs.append(_pick(dict(zip(header, row)), path, f"row {number}"))
+        return pairs
 
 
 def _pick(record, path: Path, where: str) -> Tuple[str, str]:
@@ -136,10 +156,11 @@ def _pick(record, path: Path, where: str) -> Tuple[str, str]:
 
 
 def _checked(text: str, label: str, path: Path, where: str) -> Tuple[str, str]:
-    """The pair with the label's surrounding whitespace removed; an empty text
-    or label is an error naming where it is."""
-    label = label.strip()
-    if not label:
+    """The pair with the label's surrounding whitespace removed and its
+    characters in NFC (as adapt() keeps labels); an empty text or a label
+    without a visible character is an error naming where it is."""
+    label = unicodedata.normalize("NFC", label.strip())
+    if not has_visible_text(label):
         raise ValueError(Errors.E024.format(path=path, problem=f"{where} has an empty label"))
     if not has_visible_text(text):
         raise ValueError(Errors.E024.format(path=path, problem=f"{where} has an empty text"))

@@ -37,8 +37,9 @@ class Errors(metaclass=_MessagesWithCodes):
         "Each example must be a str or a spaCy Doc."
     )
     E005 = (
-        "Label {label!r} is not valid: labels must be non-empty strings without "
-        "leading or trailing whitespace."
+        "Label {label!r} is not valid: labels must be strings with a visible "
+        "character (not only whitespace, control, zero-width or bidi "
+        "characters) and without leading or trailing whitespace."
     )
     E006 = (
         "adapt() got a text for label '{label}' (position {index}) that is empty "
@@ -185,3 +186,20 @@ class Errors(metaclass=_MessagesWithCodes):
         "component's encoder has none: a listener or a tok2vec. Set "
         "meta_train_layers = null."
     )
+    E044 = (
+        "Refusing to write to '{path}': it is {what}, or a folder above it, and "
+        "writing there would replace it. Choose a new folder as the output."
+    )
+    E045 = (
+        "Refusing to replace '{path}' with --force: it holds files that saving a "
+        "pipeline does not write ({entries}). --force replaces only an empty "
+        "folder or a few_shot_textcat pipeline (config.cfg, meta.json and its "
+        "components' folders). Choose another output, or move those files."
+    )
+    E046 = "'{path}' is a folder, not a file: choose a file name for the output."
+    E047 = "Cannot read '{path}': it does not exist."
+    E048 = (
+        "Cannot load the pipeline '{model}': it is neither a pipeline folder nor "
+        "an installed pipeline package ({error})."
+    )
+    E049 = "The labels file '{path}' lists no labels: write one label per line."

@@ -25,7 +25,10 @@ def load_pipeline(model: str) -> Language:
         nlp.add_pipe("few_shot_textcat")
         nlp.initialize()
         return nlp
-    return spacy.load(model)
+    try:
+        return spacy.load(model)
+    except OSError as e:  # spaCy's E050 / E053: no such folder or package
+        raise ValueError(Errors.E048.format(model=model, error=str(e).strip())) from e
 
 
 def find_component(nlp: Language) -> FewShotTextCategorizer:

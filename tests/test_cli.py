@@ -51,8 +51,50 @@ def test_adapt_refuses_to_overwrite_without_force(files):
     assert result.exit_code == 1
     assert "E025" in result.output
     assert (out / "keep.txt").read_text() == "mine"
+    result = CliRunner().invoke(app, [*args, "--force"])
+    assert result.exit_code == 1 and "[E045]" in result.output and "keep.txt" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    (out / "keep.txt").unlink()  # an empty folder is taken with --force
     assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0
-    assert not (out / "keep.txt").exists()
+    assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0  # a pipeline is replaced
+    assert spacy.load(out).get_pipe("few_shot_textcat").labels == tuple(SUPPORT)
+
+
+def test_force_never_replaces_a_pipeline_folder_holding_other_files(files):
+    tmp_path, support = files
+    out = tmp_path / "adapted"
+    args = ["adapt", str(tmp_path / "blank_pipeline"), str(support), str(out), "--force"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    (out / "notes.md").write_text("mine")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "[E045]" in result.output
+    assert (out / "notes.md").read_text() == "mine"
+
+
+@pytest.mark.parametrize("where", ["cwd", "cwd_parent", "support", "support_parent", "model"])
+def test_force_never_replaces_the_inputs_or_the_current_directory(files, monkeypatch, where):
+    tmp_path, support = files
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mine.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    model = tmp_path / "blank_pipeline"
+    support_folder = tmp_path / "data" / "support"
+    support_folder.mkdir(parents=True)
+    (support_folder / "seq.in").write_text("I lost my card\nwhere is my refund\n")
+    (support_folder / "label").write_text("card_lost\nrefund\n")
+    out = {
+        "cwd": ".",
+        "cwd_parent": "..",
+        "support": str(support_folder),
+        "support_parent": str(tmp_path / "data"),
+        "model": str(model),
+    }[where]
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, ["adapt", str(model), str(support_folder), out, "--force"])
+    assert result.exit_code == 1 and "[E044]" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 
 
 def test_adapt_with_bad_support_writes_nothing(files):
@@ -116,7 +158,7 @@ def test_corpus_writes_a_docbin_of_the_listed_labels(tmp_path):
     assert len(docs) == 16
     assert {label for doc in docs for label in doc.cats} == set(labels[:2])
     (tmp_path / "labels.txt").write_text("no_such_label\n")
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, [*args, "--force"])
     assert result.exit_code == 1 and "[E028]" in result.output
 
 
@@ -213,16 +255,22 @@ def test_adapt_onto_a_file_is_refused_before_anything_moves(files):
     ]
 
 
-def test_a_save_killed_between_its_moves_is_recovered_by_the_next(files, monkeypatch):
-    """The old pipeline is moved aside before the new one moves in: if the
-    process dies in between, the next save restores it (and removes the
-    staging folder the dead one left), then replaces it."""
+def test_without_an_atomic_exchange_a_save_killed_between_its_moves_is_recovered(
+    files, monkeypatch
+):
+    """Where the filesystem cannot exchange two paths, the old pipeline is
+    moved aside before the new one moves in: if the process dies in between,
+    the next save restores it (and removes the staging folder the dead one
+    left), then replaces it."""
     import os
+
+    from spacy_metalearn import outputs
 
     tmp_path, support = files
     out = tmp_path / "adapted"
     args = ["adapt", str(tmp_path / "blank_pipeline"), str(support), str(out), "--force"]
     assert CliRunner().invoke(app, args).exit_code == 0
+    monkeypatch.setattr(outputs, "exchange", lambda first, second: False)
     moves = []
     real_replace = os.replace
 
@@ -236,6 +284,7 @@ def test_a_save_killed_between_its_moves_is_recovered_by_the_next(files, monkeyp
     monkeypatch.setattr(os, "replace", dies_on_second_move)
     CliRunner().invoke(app, args)
     monkeypatch.setattr(os, "replace", real_replace)
+    monkeypatch.setattr(outputs, "exchange", outputs.exchange)
     assert not out.exists() and (tmp_path / ".adapted.previous").is_dir()
     (tmp_path / ".adapted.staging-dead").mkdir()  # as a kill -9 would leave it
     assert CliRunner().invoke(app, args).exit_code == 0
@@ -299,3 +348,117 @@ def test_adapt_saves_the_inference_backend_and_deep_steps(files, tiny_bert):
     component = spacy.load(out).get_pipe("few_shot_textcat")
     assert component.cfg["inference_backend"] == "onnxruntime"
     assert (out / "few_shot_textcat" / "deep_start").is_file()  # deep steps were taken
+
+
+SAVE_PAUSED_AT_THE_SWAP = """
+import sys, time
+from pathlib import Path
+import spacy
+from spacy_metalearn import outputs
+
+nlp = spacy.load(sys.argv[1])
+exchange, where = outputs.exchange, sys.argv[3]
+
+def paused(first, second):
+    if where == "before":
+        print("paused", flush=True)
+        time.sleep(60)
+    swapped = exchange(first, second)
+    if where == "after":
+        print("paused", flush=True)
+        time.sleep(60)
+    return swapped
+
+outputs.exchange = paused
+outputs.save_pipeline(nlp, Path(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("where,labels", [("before", "old"), ("after", "new")])
+def test_a_save_killed_at_the_swap_leaves_a_loadable_pipeline(files, where, labels):
+    """SIGKILL just before and just after the new folder is swapped in:
+    OUTPUT loads (the old pipeline, or the new one) and the next save
+    removes what the dead one left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    tmp_path, support = files
+    out, new = tmp_path / "adapted", tmp_path / "new_pipeline"
+    old_args = ["adapt", str(tmp_path / "blank_pipeline"), str(support), str(out)]
+    assert CliRunner().invoke(app, [*old_args, "--replace"]).exit_code == 0
+    new_support = tmp_path / "new.jsonl"
+    new_support.write_text(json.dumps({"text": "hello there", "label": "greeting"}) + "\n")
+    new_args = ["adapt", str(out), str(new_support), str(new), "--replace"]
+    assert CliRunner().invoke(app, new_args).exit_code == 0
+    saver = subprocess.Popen(
+        [sys.executable, "-c", SAVE_PAUSED_AT_THE_SWAP, str(new), str(out), where],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert saver.stdout.readline().strip() == "paused"
+    os.kill(saver.pid, signal.SIGKILL)
+    saver.communicate()  # reaps it and closes the pipe
+    expected = {"old": tuple(SUPPORT), "new": ("greeting",)}[labels]
+    assert spacy.load(out).get_pipe("few_shot_textcat").labels == expected
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".adapted.staging-")]
+    assert CliRunner().invoke(app, [*old_args, "--replace", "--force"]).exit_code == 0
+    assert spacy.load(out).get_pipe("few_shot_textcat").labels == tuple(SUPPORT)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "episodes", "corpus"])
+def test_an_existing_output_file_is_replaced_only_with_force(files, command):
+    tmp_path, support = files
+    model = str(tmp_path / "blank_pipeline")
+    out = tmp_path / "result.out"
+    out.write_text("mine")
+    full = tmp_path / "full.jsonl"
+    full.write_text(
+        "".join(
+            json.dumps({"text": t, "label": lab}) + "\n" for lab, ts in SUPPORT.items() for t in ts
+        )
+    )
+    args = {
+        "evaluate": ["evaluate", model, str(support), str(support), "--repeats", "1", "-o"],
+        "episodes": ["episodes", model, str(full), "--n-way", "2", "--shots", "1",
+                     "--n-query", "1", "--n-episodes", "2", "-o"],
+        "corpus": ["corpus", str(support)],
+    }[command] + [str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "[E025]" in result.output
+    assert out.read_text() == "mine"
+    result = CliRunner().invoke(app, [*args, "--force"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() != b"mine"
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    result = CliRunner().invoke(app, [*args[:-1], str(folder), "--force"])
+    assert result.exit_code == 1 and "[E046]" in result.output
+
+
+@pytest.mark.parametrize("missing", ["support", "model"])
+def test_missing_paths_get_a_coded_message_not_a_traceback(files, missing):
+    tmp_path, support = files
+    model = str(tmp_path / "blank_pipeline")
+    if missing == "support":
+        support = tmp_path / "no_such_support.jsonl"
+    else:
+        model = str(tmp_path / "no_such_pipeline")
+    for args in (["adapt", model, str(support), str(tmp_path / "out")],
+                 ["evaluate", model, str(support), str(support), "--repeats", "1"]):  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1
+        assert {"support": "[E047]", "model": "[E048]"}[missing] in result.output
+        assert "no_such" in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "out").exists()
+
+
+def test_episodes_with_an_empty_labels_file_says_so(files):
+    tmp_path, support = files
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n")
+    args = ["episodes", str(tmp_path / "blank_pipeline"), str(support), "--labels", str(labels)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "[E049]" in result.output

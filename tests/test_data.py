@@ -1,8 +1,9 @@
+import json
 import re
 
 import pytest
 
-from spacy_metalearn.data import group_by_label, k_shot, read_labelled
+from spacy_metalearn.data import group_by_label, k_shot, read_label_list, read_labelled
 
 
 def test_reads_jsonl_csv_and_folders(tmp_path):
@@ -83,3 +84,51 @@ def test_k_shot_draws_up_to_k_distinct_texts_per_label_the_same_for_a_seed():
     assert {text for text, label in drawn if label == "z"} == {"e", "f"}
     assert k_shot(pairs, 2, seed=0) == drawn
     assert {tuple(k_shot(pairs, 1, seed=s)) for s in range(20)} != {tuple(k_shot(pairs, 1, seed=0))}
+
+
+@pytest.mark.parametrize(
+    "rows,problem",
+    [
+        ("lost card,card,extra\n", "row 3 has 3 fields, the header 2"),
+        ("lost card\n", "row 3 has 1 fields, the header 2"),
+    ],
+)
+def test_csv_rows_must_have_as_many_fields_as_the_header(tmp_path, rows, problem):
+    path = tmp_path / "support.csv"
+    path.write_text("text,label\nfine,card\n" + rows)
+    with pytest.raises(ValueError, match=rf"\[E024\].*{re.escape(problem)}"):
+        read_labelled(path)
+
+
+def test_csv_blank_lines_are_skipped(tmp_path):
+    path = tmp_path / "support.csv"
+    path.write_text("text,label\nlost card,card\n\nnew pin,pin\n")
+    assert read_labelled(path) == [("lost card", "card"), ("new pin", "pin")]
+
+
+def test_a_missing_path_is_named(tmp_path):
+    for path in (tmp_path / "nothing.jsonl", tmp_path / "no_folder"):
+        with pytest.raises(ValueError, match=rf"\[E047\].*{re.escape(path.name)}"):
+            read_labelled(path)
+    with pytest.raises(ValueError, match=r"\[E047\]"):
+        read_label_list(tmp_path / "labels.txt")
+
+
+def test_an_empty_label_list_is_refused(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("\n  \n")
+    with pytest.raises(ValueError, match=r"\[E049\]"):
+        read_label_list(path)
+
+
+def test_file_labels_are_nfc_and_visible(tmp_path):
+    path = tmp_path / "support.jsonl"
+    decomposed = "cafe\u0301"
+    path.write_text(
+        json.dumps({"text": "a", "label": decomposed}) + "\n"
+        + json.dumps({"text": "b", "label": "caf\u00e9"}) + "\n"
+    )  # fmt: skip
+    assert [label for _, label in read_labelled(path)] == ["caf\u00e9", "caf\u00e9"]
+    path.write_text(json.dumps({"text": "a", "label": "\u200b"}) + "\n")
+    with pytest.raises(ValueError, match=r"\[E024\].*line 1 has an empty label"):
+        read_labelled(path)
