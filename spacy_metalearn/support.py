@@ -34,11 +34,11 @@ def collect_support(
     """
     support: Dict[str, List[TextOrDoc]] = {}
     if isinstance(data, Mapping):
-        for label, texts in data.items():
-            check_adapt_label(label, unknown_label)
+        for given, texts in data.items():
+            label = adapt_label(given, unknown_label)
             if isinstance(texts, (str, Doc, Mapping)) or not isinstance(texts, Iterable):
-                raise ValueError(Errors.E003.format(label=label, type=type(texts).__name__))
-            support[label] = list(texts)
+                raise ValueError(Errors.E003.format(label=given, type=type(texts).__name__))
+            support.setdefault(label, []).extend(texts)
             if not support[label] and not allow_no_examples:
                 raise ValueError(Errors.E002.format(label=label))
     elif isinstance(data, (str, Doc)) or not isinstance(data, Iterable):
@@ -54,8 +54,7 @@ def collect_support(
             if exclusive_classes and len(labels) > 1:
                 raise ValueError(Errors.E011.format(n=len(labels), labels=labels))
             for label in labels:
-                check_adapt_label(label, unknown_label)
-                support.setdefault(label, []).append(eg.predicted)
+                support.setdefault(adapt_label(label, unknown_label), []).append(eg.predicted)
     if not support and not allow_no_examples:
         raise ValueError(Errors.E001)
     for label, items in support.items():
@@ -76,11 +75,13 @@ def collect_descriptions(descriptions: Any, unknown_label: Optional[str]) -> Dic
         return {}
     if not isinstance(descriptions, Mapping):
         raise ValueError(Errors.E037.format(type=type(descriptions).__name__))
-    for label, description in descriptions.items():
-        check_adapt_label(label, unknown_label)
+    checked = {}
+    for given, description in descriptions.items():
+        label = adapt_label(given, unknown_label)
         if not isinstance(description, str) or not has_visible_text(description):
-            raise ValueError(Errors.E036.format(label=label, description=description))
-    return dict(descriptions)
+            raise ValueError(Errors.E036.format(label=given, description=description))
+        checked[label] = description
+    return checked
 
 
 def readable_label(label: str) -> str:
@@ -112,13 +113,19 @@ def check_cats(cats: Mapping[str, Any]) -> None:
             raise ValueError(Errors.E034.format(label=label, score=score))
 
 
-def check_label(label: Any) -> None:
-    """A label is a non-empty string without surrounding whitespace."""
-    if not isinstance(label, str) or not label or label != label.strip():
+def check_label(label: Any) -> str:
+    """A label is a string with a visible character (the rule for texts) and
+    without surrounding whitespace. RETURNS (str): the label in NFC, the form
+    the component keeps: labels that differ only by Unicode normalization
+    ('café' composed or decomposed) are one label."""
+    if not isinstance(label, str) or label != label.strip() or not has_visible_text(label):
         raise ValueError(Errors.E005.format(label=label))
+    return unicodedata.normalize("NFC", label)
 
 
-def check_adapt_label(label: Any, unknown_label: Optional[str]) -> None:
-    check_label(label)
-    if label == unknown_label:
+def adapt_label(label: Any, unknown_label: Optional[str]) -> str:
+    """A label given to adapt(), checked and in NFC; never the unknown label."""
+    label = check_label(label)
+    if unknown_label is not None and label == check_label(unknown_label):
         raise ValueError(Errors.E010.format(label=label))
+    return label

@@ -198,3 +198,45 @@ def test_adapt_while_other_threads_predict():
     for worker in workers:
         worker.join()
     assert not errors and not wrong
+
+
+@pytest.mark.parametrize("label", ["\u200b", "\u200b\u200d", "\u202e", " \ufeff "])
+def test_labels_without_a_visible_character_are_refused(label):
+    fs = tiny_nlp().get_pipe("few_shot_textcat")
+    with pytest.raises(ValueError, match=r"\[E005\]"):
+        fs.adapt({label: ["I lost my card"], "refund": ["where is my refund"]})
+    with pytest.raises(ValueError, match=r"\[E005\]"):
+        tiny_nlp(unknown_label=label)
+    assert fs.labels == ()
+
+
+def test_labels_are_one_whatever_their_unicode_normalization():
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    nlp = tiny_nlp()
+    fs = nlp.get_pipe("few_shot_textcat")
+    fs.adapt({composed: ["a coffee please"], decomposed: ["one espresso"], "refund": ["my money"]})
+    assert fs.labels == (composed, "refund")
+    assert fs.support_counts == {composed: 2, "refund": 1}
+    fs.adapt({decomposed: ["a latte"]})
+    assert fs.support_counts[composed] == 3
+    assert set(nlp("coffee").cats) == {composed, "refund"}
+    fs.remove_label(decomposed)
+    assert fs.labels == ("refund",)
+    with pytest.raises(ValueError, match=r"\[E010\]"):
+        tiny_nlp(unknown_label=composed).get_pipe("few_shot_textcat").adapt({decomposed: ["x"]})
+
+
+def test_cats_already_on_a_doc_the_component_owns_are_overwritten_others_kept():
+    """As spaCy's textcat: the component writes every label it has (a gold
+    score for one of them is replaced by the prediction) and leaves other
+    keys, which other components may own, as they are."""
+    nlp = tiny_nlp()
+    fs = nlp.get_pipe("few_shot_textcat")
+    fs.adapt(SUPPORT)
+    predicted = nlp("will it rain today").cats
+    doc = nlp.make_doc("will it rain today")
+    doc.cats = {"weather": 0.0, "card_lost": 1.0, "gold_only": 1.0}
+    doc = fs(doc)
+    assert {label: doc.cats[label] for label in fs.labels} == predicted
+    assert doc.cats["gold_only"] == 1.0
+    assert max(fs.labels, key=doc.cats.get) == max(predicted, key=predicted.get)
