@@ -7,19 +7,27 @@ kept as one more row of its label, marked as such: it counts toward the
 prototype and the fitted head like an example, but not as a text the label
 was seen with."""
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy
 import srsly
 
 from .errors import Errors
 
-FORMAT_VERSION = 4
-# format 2 had no descriptions: its rows are all examples; formats 2 and 3 had
-# no held-out scores
-READABLE_FORMATS = (2, 3, FORMAT_VERSION)
+FORMAT_VERSION = 5
+# the arrays a support set is saved with, in the order its checksum reads them
+ARRAYS = (
+    "embeddings",
+    "label_ids",
+    "head_weight",
+    "head_bias",
+    "is_description",
+    "held_out_scores",
+)
 
 
 @dataclass(frozen=True)
@@ -163,33 +171,47 @@ class SupportSet:
         )
 
     def to_bytes(self) -> bytes:
-        return srsly.msgpack_dumps(
-            {
-                "format": FORMAT_VERSION,
-                "labels": list(self.labels),
-                "embeddings": self.embeddings,
-                "label_ids": self.label_ids,
-                "head_weight": self.head_weight,
-                "head_bias": self.head_bias,
-                "calibration": None if self.calibration is None else list(self.calibration),
-                "is_description": self.is_description,
-                "held_out_scores": self.held_out_scores,
-            }
-        )
+        """msgpack of the labels, the arrays and a checksum over them, so that
+        a damaged file (a flipped byte, a reordered label list) is refused on
+        load. The checksum guards against damage, not deliberate edits:
+        loading a pipeline trusts its weights, as with any spaCy pipeline."""
+        msg = {
+            "format": FORMAT_VERSION,
+            "labels": list(self.labels),
+            "calibration": None if self.calibration is None else list(self.calibration),
+            **{name: getattr(self, name) for name in ARRAYS},
+        }
+        msg["checksum"] = checksum(msg)
+        return srsly.msgpack_dumps(msg)
+
+    def find_row_problem(self, unit_length: bool) -> str:
+        """What adapt() cannot have stored: an all-zero row, or, where the
+        metric stores unit-length rows (`unit_length`), a row of another length."""
+        norms = numpy.linalg.norm(self.embeddings.astype("float64"), axis=1)
+        zero = numpy.flatnonzero(norms == 0.0)
+        if len(zero):
+            return f"row {int(zero[0])} of the embeddings is all zeros"
+        if unit_length:
+            off = numpy.flatnonzero(numpy.abs(norms - 1.0) > UNIT_LENGTH_TOLERANCE)
+            if len(off):
+                row = int(off[0])
+                return f"row {row} of the embeddings has length {norms[row]:.4g}, not 1"
+        return ""
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "SupportSet":
-        """Read a support set, checking shape, type and values; raise ValueError
-        (E014) for anything inconsistent."""
+    def from_bytes(cls, data: bytes, *, unit_length: bool = False) -> "SupportSet":
+        """Read a support set, checking shape, type and values, the rows
+        (find_row_problem) and the checksum; raise ValueError (E014) for
+        anything inconsistent."""
         try:
             msg = srsly.msgpack_loads(data)
         except Exception as e:
             raise ValueError(Errors.E014.format(problem=f"not msgpack ({e})")) from e
-        if not isinstance(msg, dict) or msg.get("format") not in READABLE_FORMATS:
+        if not isinstance(msg, dict) or msg.get("format") != FORMAT_VERSION:
             raise ValueError(
                 Errors.E014.format(
-                    problem=f"unknown format (this version reads formats {READABLE_FORMATS}; "
-                    "a support set saved by an older version must be adapted again)"
+                    problem=f"unknown format (this version reads format {FORMAT_VERSION}; "
+                    "a support set saved by another version must be adapted again)"
                 )
             )
         labels, embeddings, ids = msg.get("labels"), msg.get("embeddings"), msg.get("label_ids")
@@ -204,10 +226,10 @@ class SupportSet:
             if not (isinstance(calibration, list) and len(calibration) == 2):
                 raise ValueError(Errors.E014.format(problem="calibration must be two numbers"))
             calibration = tuple(calibration)
-        is_description = msg.get("is_description") if msg["format"] >= 3 else None
-        if msg["format"] >= 3 and not isinstance(is_description, numpy.ndarray):
+        is_description = msg.get("is_description")
+        if not isinstance(is_description, numpy.ndarray):
             raise ValueError(Errors.E014.format(problem="description marks are missing"))
-        return cls(
+        support_set = cls(
             tuple(labels),
             embeddings,
             ids,
@@ -215,8 +237,36 @@ class SupportSet:
             msg.get("head_bias"),
             calibration,
             is_description,
-            msg.get("held_out_scores") if msg["format"] >= 4 else None,
+            msg.get("held_out_scores"),
         )
+        # after the checks above, which name what is wrong where they can
+        problem = support_set.find_row_problem(unit_length)
+        if problem:
+            raise ValueError(Errors.E014.format(problem=problem))
+        if msg.get("checksum") != checksum(msg):
+            raise ValueError(
+                Errors.E014.format(problem="its checksum does not match its labels and arrays")
+            )
+        return support_set
+
+
+# a unit-length row saved as float32 is within about 1e-7 of length 1
+UNIT_LENGTH_TOLERANCE = 1e-4
+
+
+def checksum(msg: Dict[str, Any]) -> str:
+    """SHA-256 over a saved support set's labels, calibration and arrays
+    (their dtypes, shapes and bytes), in a fixed order."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([msg.get("labels"), msg.get("calibration")]).encode("utf8"))
+    for name in ARRAYS:
+        value = msg.get(name)
+        if isinstance(value, numpy.ndarray):
+            digest.update(f"{name}:{value.dtype.str}:{value.shape}".encode())
+            digest.update(numpy.ascontiguousarray(value).tobytes())
+        else:
+            digest.update(f"{name}:{value!r}".encode())
+    return digest.hexdigest()
 
 
 def _find_problem(labels, embeddings: numpy.ndarray, label_ids: numpy.ndarray) -> str:

@@ -5,6 +5,7 @@ has taught to separate classes it has never seen."""
 import contextlib
 import json
 import os
+import unicodedata
 import warnings
 from itertools import islice
 from pathlib import Path
@@ -50,6 +51,7 @@ from ..models.encoder import find_transformer_shim
 from ..models.head import accumulate_head_gradients, metric_head, set_inner_lr
 from ..models.metric import MetricHead, check_metric, prepare
 from ..onnx_inference import INFERENCE_BACKENDS, TORCH_BACKEND, make_backend
+from ..outputs import write_atomically
 from ..payload import find_code_in_model
 from ..scoring import EPISODE_ACC, unknown_gold_labels
 from ..support import (
@@ -624,6 +626,8 @@ class FewShotTextCategorizer(TrainablePipe):
 
         label (str): The label to remove.
         """
+        if isinstance(label, str):
+            label = unicodedata.normalize("NFC", label)
         if label not in self.labels:
             raise ValueError(
                 Errors.E009.format(label=label, name=self.name, labels=list(self.labels))
@@ -1009,7 +1013,9 @@ class FewShotTextCategorizer(TrainablePipe):
                 raise ValueError(Errors.E013.format(name=self.name, file="cfg", error=e)) from e
         if "support" in data:
             try:
-                support_set = SupportSet.from_bytes(data["support"])
+                # the cosine metric keeps unit-length rows (models.metric.prepare)
+                metric = self.model.get_ref("head").attrs.get("metric")
+                support_set = SupportSet.from_bytes(data["support"], unit_length=metric == "cosine")
             except ValueError as e:
                 raise ValueError(Errors.E013.format(name=self.name, file="support", error=e)) from e
         deep_start = None
@@ -1086,8 +1092,8 @@ def load_model_strictly(model: Model, model_bytes: bytes) -> None:
 
 
 def check_model_values(model: Model) -> None:
-    """Refuse weights that hold NaN or infinity, a head of the wrong shape or
-    an unknown metric."""
+    """Refuse weights that are not float32 or hold NaN or infinity, a head of
+    the wrong shape or an unknown metric."""
     head = model.get_ref("head")
     check_metric(head.attrs.get("metric"))
     for name, shape in (("log_scale", (1,)), ("log_inner_lr", (2,))):
@@ -1098,7 +1104,14 @@ def check_model_values(model: Model) -> None:
     xp = model.ops.xp
     for layer in model.walk():
         for name in layer.param_names:
-            if layer.has_param(name) and not bool(xp.isfinite(layer.get_param(name)).all()):
+            if not layer.has_param(name):
+                continue
+            param = layer.get_param(name)
+            if param.dtype != xp.float32:
+                raise ValueError(
+                    f"the weights '{name}' of layer '{layer.name}' are {param.dtype}, not float32"
+                )
+            if not bool(xp.isfinite(param).all()):
                 raise ValueError(
                     f"the weights '{name}' of layer '{layer.name}' hold NaN or infinity"
                 )
@@ -1108,17 +1121,6 @@ def check_model_values(model: Model) -> None:
                 for name, tensor in module.state_dict().items():
                     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                         raise ValueError(f"the transformer's weights '{name}' hold NaN or infinity")
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
 
 
 def _model_bytes_or_none(model: Model) -> Optional[bytes]:
@@ -1248,6 +1250,8 @@ def check_learn_rate(setting: str, learn_rate: Any) -> None:
 
 def normalized_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
     cfg = dict(cfg)
+    if cfg["unknown_label"] is not None:  # labels are kept in NFC
+        cfg["unknown_label"] = unicodedata.normalize("NFC", cfg["unknown_label"])
     cfg["threshold"] = float(cfg["threshold"])
     if cfg["in_scope_quantile"] is not None:
         cfg["in_scope_quantile"] = float(cfg["in_scope_quantile"])

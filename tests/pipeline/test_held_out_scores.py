@@ -132,17 +132,6 @@ def test_the_held_out_scores_survive_saving_and_loading(tmp_path):
     assert [d.cats for d in loaded.pipe(TEXTS)] == [d.cats for d in nlp.pipe(TEXTS)]
 
 
-def test_a_support_set_saved_before_held_out_scores_decides_by_similarity():
-    nlp = head_nlp(in_scope_quantile=0.5)
-    fs = nlp.get_pipe("few_shot_textcat")
-    fs.adapt(SUPPORT)
-    msg = srsly.msgpack_loads(fs.adaptation.support_set.to_bytes())
-    del msg["held_out_scores"]
-    msg["format"] = 3
-    loaded = SupportSet.from_bytes(srsly.msgpack_dumps(msg))
-    assert loaded.has_head and loaded.held_out_scores is None
-
-
 @pytest.mark.parametrize(
     "change,problem",
     [

@@ -5,10 +5,8 @@ so a label needs no examples at all (zero-shot)."""
 import numpy
 import pytest
 import spacy
-import srsly
 
 from spacy_metalearn.support import readable_label
-from spacy_metalearn.support_set import SupportSet
 
 from ..util import SUPPORT, default_pipeline, tiny_nlp
 
@@ -174,17 +172,6 @@ def test_descriptions_survive_saving_and_loading(tmp_path):
     numpy.testing.assert_array_equal(saved.is_description, got.is_description)
     texts = ["card gone", "sunny"]
     assert [d.cats for d in loaded.pipe(texts)] == [d.cats for d in nlp.pipe(texts)]
-
-
-def test_a_support_set_saved_before_descriptions_loads_as_examples():
-    support_set = SupportSet.empty().add(["a", "a", "b"], numpy.eye(3, 4, dtype="float32"))
-    msg = srsly.msgpack_loads(support_set.to_bytes())
-    del msg["is_description"]
-    msg["format"] = 2
-    loaded = SupportSet.from_bytes(srsly.msgpack_dumps(msg))
-    assert loaded.labels == ("a", "b")
-    assert not loaded.is_description.any()
-    assert loaded.counts.tolist() == [2, 1]
 
 
 @pytest.mark.parametrize("value", [1, "true", None])

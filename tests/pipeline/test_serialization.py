@@ -372,3 +372,71 @@ def test_a_pipeline_saved_before_a_setting_existed_loads_with_the_configs(
     srsly.write_json(cfg_path, cfg)
     loaded = spacy.load(tmp_path / "p")
     assert loaded.get_pipe("few_shot_textcat").cfg[setting] == value
+
+
+def permute_labels(msg):
+    msg["labels"] = msg["labels"][1:] + msg["labels"][:1]
+
+
+def zero_first_row(msg):
+    msg["embeddings"][0] = 0.0
+
+
+def stretch_first_row(msg):
+    msg["embeddings"][0] *= 2.0
+
+
+def nudge_one_value(msg):
+    msg["embeddings"][3, 1] += 0.25  # finite, a row no longer unit length is not the point
+
+
+@pytest.mark.parametrize(
+    "tamper,problem",
+    [
+        (permute_labels, "checksum does not match"),
+        (lambda m: m.pop("checksum"), "checksum does not match"),
+        (zero_first_row, "row 0 of the embeddings is all zeros"),
+        (stretch_first_row, "row 0 of the embeddings has length 2, not 1"),
+    ],
+)
+def test_damaged_support_that_looks_whole_is_refused(adapted, tmp_path, tamper, problem):
+    """What adapt() cannot produce, and a label order or arrays that no
+    longer match the checksum saved with them."""
+    adapted.to_disk(tmp_path)
+    tamper_support(tmp_path, tamper)
+    with pytest.raises(ValueError, match=rf"\[E013\].*'support'.*\[E014\].*{problem}"):
+        spacy.load(tmp_path)
+
+
+def test_a_changed_value_fails_the_checksum(adapted):
+    from spacy_metalearn.support_set import SupportSet
+
+    fs = adapted.get_pipe("few_shot_textcat")
+    msg = srsly.msgpack_loads(fs.adaptation.support_set.to_bytes())
+    msg["embeddings"] = msg["embeddings"].copy()
+    msg["embeddings"][3, 1] = numpy.nextafter(msg["embeddings"][3, 1], numpy.float32(2))
+    with pytest.raises(ValueError, match=r"\[E014\].*checksum"):
+        SupportSet.from_bytes(srsly.msgpack_dumps(msg))
+
+
+def test_squared_euclidean_rows_need_not_be_unit_length(tmp_path):
+    from ..util import tok2vec_model
+
+    nlp = tiny_nlp(model=tok2vec_model("squared_euclidean"))
+    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    nlp.to_disk(tmp_path)
+    assert_same_cats(cats_of(nlp), cats_of(spacy.load(tmp_path)))
+    tamper_support(tmp_path, zero_first_row)
+    with pytest.raises(ValueError, match=r"\[E014\].*all zeros"):
+        spacy.load(tmp_path)
+
+
+def test_float64_weights_are_refused_on_load(adapted):
+    """thinc would load them, and PyTorch would fail at predict time."""
+    fs = adapted.get_pipe("few_shot_textcat")
+    tamper = set_head_param("log_scale", numpy.array([2.3], dtype="float64"))
+    data = tamper_component(fs, tamper_model=tamper)
+    fresh = tiny_nlp(seed=1, unknown_label="oos", threshold=0.4).get_pipe("few_shot_textcat")
+    with pytest.raises(ValueError, match=r"\[E013\].*'model'.*float64, not float32"):
+        fresh.from_bytes(data, exclude=["vocab"])
+    assert fresh.labels == ()
