@@ -18,6 +18,16 @@ from .evaluation import (
     load_pipeline,
     markdown_table,
 )
+from .interpolation import (
+    DEFAULT_GRID,
+    META_KEY,
+    choose_interpolation,
+    find_checkpoints,
+    parse_grid,
+    set_model_weights,
+    start_pipeline,
+)
+from .meta_dev import read_meta_dev
 from .outputs import check_output_file, check_output_folder, save_pipeline, write_atomically
 
 app = typer.Typer(name="spacy_metalearn", help="Few-shot text classification for spaCy.")
@@ -238,6 +248,72 @@ def corpus_cli(
     n_docs = write_docbin(pairs, output, lang=lang)
     n_labels = len({label for _, label in pairs})
     msg.good(f"Wrote {n_docs} docs over {n_labels} labels to {output}")
+
+
+@app.command("interpolate")
+@reports_errors
+def interpolate_cli(
+    training: Path = typer.Argument(
+        ..., help="A `spacy train` output folder (model-best, model-last) or one pipeline"
+    ),
+    meta_dev: Path = typer.Argument(
+        ..., help="Meta-dev tasks: a folder of task folders, each with support and test data"
+    ),
+    output: Path = typer.Argument(..., help="Folder to save the chosen pipeline to"),
+    grid: str = typer.Option(
+        ",".join(str(a) for a in DEFAULT_GRID),
+        "--grid",
+        help="Weights of the trained model, in [0, 1]",
+    ),
+    start: Optional[str] = typer.Option(
+        None,
+        "--start",
+        help="The pipeline training started from (default: the trained config, initialized afresh)",
+    ),
+    scores: Optional[Path] = typer.Option(None, "--scores", help=OUTPUT_HELP),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing output folder that holds a pipeline, and scores"
+    ),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
+) -> None:
+    """Interpolate a meta-pretrained pipeline's weights with those it started
+    from, (1 - alpha) * start + alpha * trained, choosing alpha on the grid and
+    the checkpoint by all-label accuracy on the meta-dev tasks, adapted as the
+    pipeline adapts. alpha = 0 (the start) is always scored; the grid, its
+    scores and the choice go into the output's meta.json and --scores."""
+    alphas = sorted({0.0, *parse_grid(grid)})
+    checkpoints = find_checkpoints(training)
+    check_output_folder(output, force=force, inputs=[training, meta_dev])
+    if scores is not None:
+        check_output_file(scores, force=force)
+    tasks = read_meta_dev(meta_dev)
+    use_gpu(gpu_id)
+    pipelines = {name: load_pipeline(str(path)) for name, path in checkpoints.items()}
+    first = next(iter(pipelines.values()))
+    start_nlp = start_pipeline(first) if start is None else load_pipeline(start)
+    result, weights = choose_interpolation(pipelines, start_nlp, tasks, alphas)
+    # the chosen checkpoint as saved (no labels), with the chosen weights
+    nlp = load_pipeline(str(checkpoints[result["chosen"]["checkpoint"]]))
+    set_model_weights(find_component(nlp).model, weights)
+    result.update(
+        training=str(training),
+        start=start or "the trained config, initialized afresh",
+        meta_dev=str(meta_dev),
+        tasks={task.name: {"support": len(task.support), "test": len(task.test)} for task in tasks},
+        meta_pretraining_helped=result["chosen"]["alpha"] > 0.0,
+    )
+    print(markdown_table(result["grid"], ["checkpoint", "alpha", "accuracy"]))
+    nlp.meta[META_KEY] = {**nlp.meta.get(META_KEY, {}), "interpolation": result}
+    save_pipeline(nlp, output)
+    chosen = result["chosen"]
+    msg.good(
+        f"Chose {chosen['checkpoint']} at alpha = {chosen['alpha']:g} (meta-dev "
+        f"{chosen['accuracy']:.2f}); saved to {output}"
+    )
+    if not result["meta_pretraining_helped"]:
+        msg.warn("alpha = 0 scored best: meta-pretraining did not help on this meta-dev")
+    if scores is not None:
+        report([], [], scores, result)
 
 
 def report(rows: List[Dict[str, Any]], columns: List[str], output: Optional[Path], data) -> None:

@@ -203,3 +203,15 @@ class Errors(metaclass=_MessagesWithCodes):
         "an installed pipeline package ({error})."
     )
     E049 = "The labels file '{path}' lists no labels: write one label per line."
+    E050 = (
+        "The starting weights do not match the trained ones: '{key}' {problem}. "
+        "Interpolation needs the pipeline training started from (the same "
+        "architecture and encoder): pass it with --start, or leave --start out "
+        "to rebuild it from the trained pipeline's config."
+    )
+    E051 = (
+        "Cannot use '{path}' as a meta-dev: {problem}. A meta-dev is a folder "
+        "with one folder per task, each holding support and test data "
+        "(support.jsonl / .csv / support/ and the same for test) of two labels "
+        "or more."
+    )
