@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Tuple
 import datasets
 import typer
 
-from spacy_metalearn.data import group_by_label, write_docbin
+from spacy_metalearn.data import group_by_label, k_shot, write_docbin
 
 Row = Tuple[str, str, str]  # text, label, split ("train", "dev" or "test")
 
@@ -118,6 +118,35 @@ def hint3(assets: Path) -> List[Row]:
     return rows
 
 
+def hint3_tasks(assets: Path, shots: int, seed: int) -> Dict[str, Tuple[list, list]]:
+    """Each HINT3 chatbot as one meta-dev task: a support set of up to `shots`
+    training queries per label (drawn with `seed`), and its in-scope test
+    queries (NO_NODES_DETECTED, out of scope, left out)."""
+    tasks = {}
+    for bot in ("curekart", "powerplay11", "sofmattress"):
+        parts = {}
+        for part in ("train", "test"):
+            table = load_csv(assets / "hint3" / f"{bot}_{part}.csv")
+            parts[part] = [
+                (t, lab)
+                for t, lab in zip(table["sentence"], table["label"])
+                if isinstance(t, str) and t.strip() and lab != "NO_NODES_DETECTED"
+            ]
+        tasks[bot] = (k_shot(parts["train"], shots, seed), parts["test"])
+    return tasks
+
+
+DEV_TASKS: Dict[str, Callable[[Path, int, int], Dict[str, Tuple[list, list]]]] = {
+    "hint3": hint3_tasks
+}
+
+
+def write_jsonl(path: Path, pairs: List[Tuple[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = "".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in pairs)
+    path.write_text(rows, encoding="utf8")
+
+
 def load_csv(path: Path) -> datasets.Dataset:
     return datasets.load_dataset("csv", data_files=str(path), split="train")
 
@@ -153,6 +182,12 @@ def main(
     dev_groups: str = typer.Option(
         "", help="Comma-separated label groups moved from meta-train to meta-dev (clinc150/banking)"
     ),
+    dev_tasks: str = typer.Option(
+        "",
+        help="Whole held-out sources written as meta-dev tasks (meta_dev_tasks/<task>/"
+        f"support.jsonl and test.jsonl) for `spacy_metalearn interpolate`: {', '.join(DEV_TASKS)}",
+    ),
+    dev_task_shots: int = typer.Option(10, help="Support examples per label of those tasks"),
     seed: int = typer.Option(0),
 ) -> None:
     names = [name.strip() for name in sources.split(",") if name.strip()]
@@ -187,6 +222,16 @@ def main(
             path.write_text("".join(json.dumps(row) + "\n" for row in test), encoding="utf8")
             summary[f"test_{name}"] = {"docs": len(test), "labels": len({r["label"] for r in test})}
             print(f"test classes of {name}: {len(test)} texts in {path}")
+    for name in [name.strip() for name in dev_tasks.split(",") if name.strip()]:
+        if name not in DEV_TASKS:
+            raise typer.BadParameter(f"unknown dev tasks {name!r}; choose from {list(DEV_TASKS)}")
+        if name in names:
+            raise typer.BadParameter(f"{name} is a meta-train source: it cannot be a meta-dev too")
+        for task, (support, test) in DEV_TASKS[name](assets, dev_task_shots, seed).items():
+            write_jsonl(output / "meta_dev_tasks" / task / "support.jsonl", support)
+            write_jsonl(output / "meta_dev_tasks" / task / "test.jsonl", test)
+            summary[f"dev_task_{task}"] = {"support": len(support), "test": len(test)}
+            print(f"meta-dev task {task}: {len(support)} support, {len(test)} test queries")
     (output / "meta_corpus.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 

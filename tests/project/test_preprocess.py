@@ -155,3 +155,20 @@ def test_sgd_intents_train_and_hint3_is_held_out_whole(assets, tmp_path):
         for label in ("ORDER_STATUS", "REFUND")
     }
     assert len(dev) == 12  # train and test queries, the out-of-scope ones left out
+
+
+def test_hint3_as_meta_dev_tasks_that_interpolate_reads(assets, tmp_path):
+    from spacy_metalearn.meta_dev import read_meta_dev
+
+    args = ["--sources", "clinc150", "--dev-tasks", "hint3", "--dev-task-shots", "1"]
+    result = run(assets, tmp_path / "corpus", *args)
+    assert result.returncode == 0, result.stderr
+    tasks = read_meta_dev(tmp_path / "corpus" / "meta_dev_tasks")
+    assert [task.name for task in tasks] == ["curekart", "powerplay11", "sofmattress"]
+    for task in tasks:
+        assert sorted(task.support) == [("refund train please", "REFUND"),
+                                        ("where is my order train", "ORDER_STATUS")]  # fmt: skip
+        assert sorted(task.test) == [("refund test please", "REFUND"),
+                                     ("where is my order test", "ORDER_STATUS")]  # fmt: skip
+    result = run(assets, tmp_path / "other", "--sources", "hint3", "--dev-tasks", "hint3")
+    assert result.returncode != 0 and "meta-train source" in result.stderr
