@@ -1,7 +1,7 @@
 """spacy-metalearn: meta-learned few-shot text classification for spaCy."""
 
 from . import episodes, scoring  # noqa: F401  (registers the batcher and scorer)
-from .learners import maml, matching, proto_maml, protonet, reptile  # noqa: F401  (registers)
+from .learners import maml, many_way, matching, proto_maml, protonet, reptile  # noqa: F401
 from .models import classifier, encoder, head  # noqa: F401  (registers architectures)
 from .pipeline.few_shot_textcat import FewShotTextCategorizer, make_few_shot_textcat
 from .registry import registry

@@ -215,3 +215,8 @@ class Errors(metaclass=_MessagesWithCodes):
         "(support.jsonl / .csv / support/ and the same for test) of two labels "
         "or more."
     )
+    E052 = (
+        "The many-way learner (spacy_metalearn.ManyWay.v1) trains on batches of "
+        "labelled texts against every class it has seen, not on episodes: it "
+        "has no episode loss. The component calls its batch_loss() in update()."
+    )

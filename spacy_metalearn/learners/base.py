@@ -37,6 +37,9 @@ class Learner:
     inner_steps: int = 0
     init_inner_lr: float = 10.0
     start: Start = staticmethod(prototype_start)
+    # True for a learner that trains on whole batches of labelled texts
+    # (batch_loss) rather than on episodes (__call__)
+    many_way: bool = False
 
     def __call__(
         self,

@@ -43,7 +43,7 @@ from ..deep_adaptation import (
     start_to_bytes,
 )
 from ..embedding import DocEmbedder, length_order
-from ..episodes import split_episode
+from ..episodes import positive_labels, split_episode
 from ..errors import Errors, Warnings
 from ..learners.base import Learner
 from ..models.classifiers import Classifier
@@ -560,6 +560,8 @@ class FewShotTextCategorizer(TrainablePipe):
         sgd (thinc.api.Optimizer): The optimizer.
         """
         super().finish_update(sgd)
+        if self.learner.many_way:  # its class weights, which spaCy's optimizer does not own
+            self.learner.step()
         if self.embedder.backend is not None:
             self.embedder.backend.invalidate()
 
@@ -595,7 +597,10 @@ class FewShotTextCategorizer(TrainablePipe):
         embeddings (Floats2d): The encoder's output for the examples' docs.
         RETURNS (Tuple[float, Floats2d]): The loss and the gradient.
         """
-        support, support_labels, query, query_labels = split_episode(list(examples))
+        examples = list(examples)
+        if self.learner.many_way:
+            return self._many_way_loss(examples, embeddings)
+        support, support_labels, query, query_labels = split_episode(examples)
         head_model = self.model.get_ref("head")
         head = metric_head(head_model, requires_grad=True)
         all_embeddings = xp2torch(embeddings, requires_grad=True)
@@ -616,6 +621,22 @@ class FewShotTextCategorizer(TrainablePipe):
         if gradient is None:  # a learner whose objective does not reach the embeddings
             gradient = torch.zeros_like(all_embeddings)
         return float(reported.item()), torch2xp(gradient)
+
+    def _many_way_loss(
+        self, examples: List[Example], embeddings: Floats2d
+    ) -> Tuple[float, Floats2d]:
+        """A many-way learner's loss on a batch (not an episode): every text
+        against every class seen so far, by its gold label."""
+        labels = []
+        for eg in examples:
+            positive = positive_labels(eg)
+            if len(positive) != 1:
+                raise ValueError(Errors.E011.format(n=len(positive), labels=positive))
+            labels.append(positive[0])
+        all_embeddings = xp2torch(embeddings, requires_grad=True)
+        output = self.learner.batch_loss(all_embeddings, labels, self._head())
+        output.loss.backward()
+        return float(output.loss.item()), torch2xp(all_embeddings.grad)
 
     def add_label(self, label: str) -> int:
         """Few-shot labels are defined by their examples: use adapt()."""
