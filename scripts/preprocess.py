@@ -225,8 +225,6 @@ def main(
     for name in [name.strip() for name in dev_tasks.split(",") if name.strip()]:
         if name not in DEV_TASKS:
             raise typer.BadParameter(f"unknown dev tasks {name!r}; choose from {list(DEV_TASKS)}")
-        if name in names:
-            raise typer.BadParameter(f"{name} is a meta-train source: it cannot be a meta-dev too")
         for task, (support, test) in DEV_TASKS[name](assets, dev_task_shots, seed).items():
             write_jsonl(output / "meta_dev_tasks" / task / "support.jsonl", support)
             write_jsonl(output / "meta_dev_tasks" / task / "test.jsonl", test)

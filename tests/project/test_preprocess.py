@@ -170,5 +170,5 @@ def test_hint3_as_meta_dev_tasks_that_interpolate_reads(assets, tmp_path):
                                         ("where is my order train", "ORDER_STATUS")]  # fmt: skip
         assert sorted(task.test) == [("refund test please", "REFUND"),
                                      ("where is my order test", "ORDER_STATUS")]  # fmt: skip
-    result = run(assets, tmp_path / "other", "--sources", "hint3", "--dev-tasks", "hint3")
-    assert result.returncode != 0 and "meta-train source" in result.stderr
+    result = run(assets, tmp_path / "other", "--sources", "clinc150", "--dev-tasks", "hint4")
+    assert result.returncode != 0 and "hint4" in result.stderr
