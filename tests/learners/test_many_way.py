@@ -1,16 +1,14 @@
 from pathlib import Path
 
 import pytest
-import spacy
 import torch
 import torch.nn.functional as F
 from thinc.api import Config
 
 from spacy_metalearn.learners.many_way import make_many_way
 from spacy_metalearn.models.metric import MetricHead
-from spacy_metalearn.scoring import EPISODE_ACC
 
-from ..training.test_meta_pretraining import write_corpus
+from ..training.test_meta_pretraining import held_out_accuracy_before_and_after, write_corpus
 from ..util import TOK2VEC_MODEL, synthetic_texts
 
 CONFIGS = Path(__file__).parent.parent.parent / "configs"
@@ -97,9 +95,6 @@ def test_many_way_training_improves_held_out_classes(tmp_path):
     """Through `spacy train` with configs/many_way.cfg (a tiny tok2vec, random
     batches of 32 texts): episode accuracy on classes never seen in training
     rises above the untrained model's."""
-    from spacy.cli.train import train
-    from spacy.training.initialize import init_nlp
-
     train_path = write_corpus(tmp_path / "train.spacy", synthetic_texts(10, 12, seed=0))
     dev_path = write_corpus(
         tmp_path / "dev.spacy", synthetic_texts(10, 12, seed=1, first_class=100)
@@ -114,18 +109,5 @@ def test_many_way_training_improves_held_out_classes(tmp_path):
     config["training"].update({"max_steps": 60, "eval_frequency": 60, "dropout": 0.0})
     config["training"]["optimizer"]["learn_rate"] = 0.01
     config["training"]["batcher"]["size"] = 32
-    config_path = tmp_path / "config.cfg"
-    config.to_disk(config_path)
-    overrides = {"paths.train": str(train_path), "paths.dev": str(dev_path)}
-    with pytest.warns(UserWarning, match="W001"):
-        untrained = init_nlp(
-            spacy.util.load_config(config_path, overrides=overrides, interpolate=True)
-        )
-        dev = list(spacy.training.Corpus(dev_path)(untrained))
-        before = untrained.evaluate(dev)[EPISODE_ACC]
-    with pytest.warns(UserWarning, match="W001"):
-        train(config_path, tmp_path / "out", overrides=overrides)
-    trained = spacy.load(tmp_path / "out" / "model-last")
-    with pytest.warns(UserWarning, match="W001"):
-        after = trained.evaluate(dev)[EPISODE_ACC]
+    before, after = held_out_accuracy_before_and_after(tmp_path, config, train_path, dev_path)
     assert after > before + 0.1, (before, after)

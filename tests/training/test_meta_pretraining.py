@@ -62,18 +62,26 @@ def test_learner_configs_differ_only_in_the_learner():
 def test_meta_pretraining_improves_held_out_classes(tmp_path, learner):
     """After a few dozen episodes through `spacy train`, episode accuracy on
     classes never seen in training rises above the untrained model's."""
-    from spacy.cli.train import train
-    from spacy.training.initialize import init_nlp
-
     train_path = write_corpus(tmp_path / "train.spacy", synthetic_texts(10, 12, seed=0))
     dev_path = write_corpus(
         tmp_path / "dev.spacy", synthetic_texts(10, 12, seed=1, first_class=100)
     )
-    config = tok2vec_config(max_steps=60, learner=learner)
+    before, after = held_out_accuracy_before_and_after(
+        tmp_path, tok2vec_config(max_steps=60, learner=learner), train_path, dev_path
+    )
+    assert after > before + 0.1, (before, after)
+    assert (tmp_path / "out" / "model-best").exists()
+
+
+def held_out_accuracy_before_and_after(tmp_path, config, train_path, dev_path):
+    """Episode accuracy on the dev corpus of the pipeline `config` builds,
+    untrained and after `spacy train` (model-last, in tmp_path / "out")."""
+    from spacy.cli.train import train
+    from spacy.training.initialize import init_nlp
+
     config_path = tmp_path / "config.cfg"
     config.to_disk(config_path)
     overrides = {"paths.train": str(train_path), "paths.dev": str(dev_path)}
-
     with pytest.warns(UserWarning, match="W001"):
         untrained = init_nlp(
             spacy.util.load_config(config_path, overrides=overrides, interpolate=True)
@@ -85,8 +93,7 @@ def test_meta_pretraining_improves_held_out_classes(tmp_path, learner):
     trained = spacy.load(tmp_path / "out" / "model-last")
     with pytest.warns(UserWarning, match="W001"):
         after = trained.evaluate(dev)[EPISODE_ACC]
-    assert after > before + 0.1, (before, after)
-    assert (tmp_path / "out" / "model-best").exists()
+    return before, after
 
 
 def shipped_config_overrides(tmp_path, *, n_classes: int, steps: int, n_way: int, n_query: int):
