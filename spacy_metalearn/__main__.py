@@ -313,17 +313,21 @@ def interpolate_cli(
     if not result["meta_pretraining_helped"]:
         msg.warn("alpha = 0 scored best: meta-pretraining did not help on this meta-dev")
     if scores is not None:
-        report([], [], scores, result)
+        write_json(scores, result)
 
 
 def report(rows: List[Dict[str, Any]], columns: List[str], output: Optional[Path], data) -> None:
     """Print rows as a Markdown table and write `data` as JSON to `output`."""
-    if rows:
-        print(markdown_table(rows, columns))
+    print(markdown_table(rows, columns))
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(output, srsly.json_dumps(data, indent=2).encode("utf8"))
-        msg.good(f"Saved results to {output}")
+        write_json(output, data)
+
+
+def write_json(output: Path, data) -> None:
+    """Write `data` as JSON to `output` through a temporary file."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(output, srsly.json_dumps(data, indent=2).encode("utf8"))
+    msg.good(f"Saved results to {output}")
 
 
 if __name__ == "__main__":

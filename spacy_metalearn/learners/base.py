@@ -139,15 +139,18 @@ def check_inner_steps(inner_steps: int) -> None:
 
 
 def check_init_inner_lr(init_inner_lr: float) -> None:
-    if isinstance(init_inner_lr, bool) or not isinstance(init_inner_lr, (int, float)):
+    check_positive("init_inner_lr", init_inner_lr)
+
+
+def check_positive(setting: str, value: float) -> None:
+    """A learner's setting that is a finite number > 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         valid = False
     else:
-        valid = 0 < init_inner_lr < float("inf")
+        valid = 0 < value < float("inf")
     if not valid:
         raise ValueError(
-            Errors.E019.format(
-                setting="init_inner_lr", requirement="a number > 0", value=init_inner_lr
-            )
+            Errors.E019.format(setting=setting, requirement="a number > 0", value=value)
         )
 
 

@@ -19,7 +19,7 @@ from torch import Tensor
 from ..errors import Errors
 from ..models.metric import MetricHead
 from ..registry import registry
-from .base import Learner, LearnerOutput, check_init_inner_lr
+from .base import Learner, LearnerOutput, check_init_inner_lr, check_positive
 
 
 class ManyWay(Learner):
@@ -98,10 +98,7 @@ def make_many_way(
     init_inner_lr (float): Step size of adapt(steps > 0), which fits a linear
         head from the prototypes.
     """
-    for setting, value in (("scale", scale), ("class_learn_rate", class_learn_rate)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(
-                Errors.E019.format(setting=setting, requirement="a number > 0", value=value)
-            )
+    check_positive("scale", scale)
+    check_positive("class_learn_rate", class_learn_rate)
     check_init_inner_lr(init_inner_lr)
     return ManyWay(float(scale), float(class_learn_rate), init_inner_lr)
