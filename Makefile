@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# exact versions from constraints.txt: the CPU build of torch (an unpinned
 	# torch pulls a multi-GB CUDA build) and wheels that install in seconds
 	$(BIN)/pip install --quiet -c constraints.txt torch
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,project,onnx]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,project,onnx,ray]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -316,6 +316,97 @@ def interpolate_cli(
         write_json(scores, result)
 
 
+@app.command("classify")
+@reports_errors
+def classify_cli(
+    model: str = typer.Argument(..., help="Adapted pipeline: a folder or an installed package"),
+    input_path: Path = typer.Argument(
+        ..., help="A .jsonl, .csv or .parquet file, or a folder of them"
+    ),
+    output: Path = typer.Argument(..., help="Folder to write the classified rows to, in shards"),
+    text_column: str = typer.Option("text", "--text-column", help="The column with the texts"),
+    output_format: str = typer.Option("parquet", "--output-format", help="parquet or jsonl"),
+    all_scores: bool = typer.Option(
+        False, "--all-scores", help="Also write every label's score (predicted_scores)"
+    ),
+    out_of_scope: bool = typer.Option(
+        False,
+        "--out-of-scope",
+        help="Also write the out-of-scope decision (always where the pipeline has an "
+        "unknown_label)",
+    ),
+    shard_size: int = typer.Option(10_000, "--shard-size", help="Rows per output file"),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1, help="Docs encoded at once (default: the pipeline's)"
+    ),
+    n_process: int = typer.Option(
+        1, "--n-process", "-n", help="Worker processes (local) or actors (ray)"
+    ),
+    threads: Optional[int] = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="torch threads per process (default: torch's with one process, one each "
+        "with several, --cpus-per-worker with ray)",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Finish the run that wrote OUTPUT: skip its shards"
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace what an earlier classify wrote to OUTPUT"
+    ),
+    engine: str = typer.Option("local", "--engine", help="local (this machine) or ray"),
+    address: Optional[str] = typer.Option(
+        None,
+        "--address",
+        help="Ray cluster to connect to (default: RAY_ADDRESS, or a new local cluster)",
+    ),
+    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs per Ray actor"),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per Ray actor"),
+    inference_backend: Optional[str] = typer.Option(None, "--inference-backend", help=BACKEND_HELP),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
+):
+    """Classify every row of INPUT with the pipeline MODEL and write the rows,
+    with predicted_label, predicted_score and classify_error appended, to the
+    folder OUTPUT in shards (part-*.parquet or .jsonl) and a _manifest.json.
+    A row that cannot be classified (empty or missing text, a line that is
+    not UTF-8 or not JSON) is written with its reason in classify_error; the
+    first few are listed at the end. Running the command again with --resume
+    skips the shards already written."""
+    from .classify import classify_corpus
+
+    summary = classify_corpus(
+        model,
+        input_path,
+        output,
+        text_column=text_column,
+        output_format=output_format,
+        all_scores=all_scores,
+        out_of_scope=out_of_scope,
+        shard_size=shard_size,
+        batch_size=batch_size,
+        n_process=n_process,
+        threads=threads,
+        inference_backend=inference_backend,
+        gpu_id=gpu_id,
+        resume=resume,
+        overwrite=overwrite,
+        engine=engine,
+        address=address,
+        cpus_per_worker=cpus_per_worker,
+        gpus_per_worker=gpus_per_worker,
+    )
+    for error in summary.errors:
+        msg.warn(error)
+    if summary.not_classified > len(summary.errors):
+        msg.warn(f"... {summary.not_classified - len(summary.errors)} more rows not classified")
+    skipped = f"; {summary.skipped} already written were skipped" if summary.skipped else ""
+    msg.good(
+        f"Classified {summary.classified} rows ({summary.docs_per_second:.0f} docs/s), "
+        f"{summary.not_classified} not classified{skipped}: {output}"
+    )
+
+
 def report(rows: List[Dict[str, Any]], columns: List[str], output: Optional[Path], data) -> None:
     """Print rows as a Markdown table and write `data` as JSON to `output`."""
     print(markdown_table(rows, columns))

@@ -220,3 +220,50 @@ class Errors(metaclass=_MessagesWithCodes):
         "labelled texts against every class it has seen, not on episodes: it "
         "has no episode loss. The component calls its batch_loss() in update()."
     )
+    E053 = (
+        "Cannot classify '{path}': {problem}. The input is a .jsonl, .csv or "
+        ".parquet file, or a folder of them."
+    )
+    E054 = (
+        "'{path}' has no text column '{column}' (its columns: {columns}). Name "
+        "the column that holds the texts with --text-column."
+    )
+    E055 = (
+        "'{path}' already has a column '{column}', which classify writes. "
+        "Rename that column, or classify a copy without it."
+    )
+    E056 = (
+        "'{path}' already exists. Pass --resume to finish the run that wrote it, "
+        "--overwrite to replace it, or choose another output."
+    )
+    E057 = (
+        "Refusing to {action} '{path}': it holds files that classify does not "
+        "write ({entries}). Choose another output folder."
+    )
+    E058 = (
+        "Cannot resume '{path}': {what} changed since the run that wrote it "
+        "({then} then, {now} now). Run again with the same input and settings, "
+        "or pass --overwrite to start over."
+    )
+    E059 = "Unknown engine '{engine}': use 'local' (this machine) or 'ray' (a Ray cluster)."
+    E060 = (
+        "--engine ray needs Ray Data, and it cannot be imported ({error}). "
+        'Install it with `pip install "spacy-metalearn[ray]"`.'
+    )
+    E061 = "Cannot connect to the Ray cluster at '{address}': {error}."
+    E062 = (
+        "The pipeline '{model}' has no labels to classify with. Adapt it first: "
+        "python -m spacy_metalearn adapt {model} SUPPORT OUTPUT."
+    )
+    E063 = "{first} and {second} cannot be used together: {why}."
+    E064 = "Row {row} of '{path}' was not classified: {problem}."
+    E065 = (
+        "Writing Parquet needs pyarrow, and it cannot be imported ({error}). "
+        'Install it with `pip install "spacy-metalearn[parquet]"`, or pass '
+        "--output-format jsonl."
+    )
+    E066 = (
+        "Ray could not read the input '{path}' ({error}). Ray's readers refuse a "
+        "whole file for one bad row: classify it with --engine local, which "
+        "reports bad rows one by one and classifies the rest."
+    )

@@ -33,12 +33,7 @@ def check_output_folder(output: Path, *, force: bool, inputs: Iterable[Path] = (
     directory, one of the inputs or a folder above them (E044), and, even
     with `force`, anything but an empty folder or a pipeline folder holding
     nothing but what nlp.to_disk() writes (E045)."""
-    target = output.absolute().resolve()
-    protected = [(Path.cwd().resolve(), "the current directory")]
-    protected += [(Path(p).absolute().resolve(), f"the input '{p}'") for p in inputs]
-    for path, what in protected:
-        if target == path or target in path.parents:
-            raise ValueError(Errors.E044.format(path=output, what=what))
+    check_not_input(output, inputs)
     if not output.exists():
         return
     if not output.is_dir():
@@ -49,6 +44,17 @@ def check_output_folder(output: Path, *, force: bool, inputs: Iterable[Path] = (
     if foreign:
         listed = ", ".join(sorted(foreign)[:5]) + (", ..." if len(foreign) > 5 else "")
         raise ValueError(Errors.E045.format(path=output, entries=listed))
+
+
+def check_not_input(output: Path, inputs: Iterable[Path]) -> None:
+    """Refuse an output that is the current directory, one of the inputs, or
+    a folder above one of them (E044): writing there would replace it."""
+    target = output.absolute().resolve()
+    protected = [(Path.cwd().resolve(), "the current directory")]
+    protected += [(Path(p).absolute().resolve(), f"the input '{p}'") for p in inputs]
+    for path, what in protected:
+        if target == path or target in path.parents:
+            raise ValueError(Errors.E044.format(path=output, what=what))
 
 
 def foreign_entries(folder: Path) -> List[str]:
