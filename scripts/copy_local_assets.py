@@ -7,10 +7,10 @@ left for `spacy project assets` to download.
 
 import hashlib
 import shutil
-import sys
 from pathlib import Path
 
 import srsly
+import typer
 
 ASSETS = Path("assets")
 
@@ -19,8 +19,10 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def main(shared_data: str) -> None:
-    root = Path(shared_data)
+def main(
+    shared_data: Path = typer.Argument(..., help="The local copy, e.g. ../shared/data"),
+) -> None:
+    root = shared_data
     for asset in srsly.read_yaml("project.yml").get("assets", []):
         dest = Path(asset["dest"])
         source = root / dest.relative_to(ASSETS)
@@ -38,4 +40,4 @@ def main(shared_data: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    typer.run(main)

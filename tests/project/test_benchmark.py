@@ -1,24 +1,13 @@
 """The benchmark's pieces: support sets, the spaCy textcat baseline, targets, plot."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from benchmarks import benchmark
+from benchmarks.baselines import run_spacy_textcat
+
 from ..util import synthetic_texts
-
-ROOT = Path(__file__).parent.parent.parent
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-benchmark = load_script("benchmark")
-run_spacy_textcat = load_script("baselines").run_spacy_textcat
 
 
 def write_folder(path: Path, pairs) -> None:

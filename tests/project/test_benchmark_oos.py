@@ -2,10 +2,9 @@
 
 import pytest
 
-from ..util import SUPPORT, tiny_nlp
-from .test_benchmark import load_script
+from benchmarks import benchmark_oos
 
-benchmark_oos = load_script("benchmark_oos")
+from ..util import SUPPORT, tiny_nlp
 
 
 @pytest.mark.parametrize("quantile,steps", [(0.3, None), (0.7, None), (0.5, 5)])

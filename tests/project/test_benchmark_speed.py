@@ -4,9 +4,7 @@ against the torch row of the same pipeline."""
 
 import pytest
 
-from .test_benchmark import load_script
-
-benchmark_speed = load_script("benchmark_speed")
+from benchmarks import benchmark_speed
 
 
 def rows(int8_rate, int8_accuracy):

@@ -1,4 +1,4 @@
-"""scripts/meta_learning_gain.py: the meta-pretrained minus the frozen accuracy
+"""benchmarks/meta_learning_gain.py: the meta-pretrained minus the frozen accuracy
 of two evaluations adapted the same way, and a refusal when they were not."""
 
 import json
@@ -17,8 +17,12 @@ def result(path: Path, accuracy: float, **changes) -> str:
 
 
 def run(*args: str):
-    script = ROOT / "scripts" / "meta_learning_gain.py"
-    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.meta_learning_gain", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_the_gain_is_meta_minus_frozen(tmp_path):

@@ -15,9 +15,15 @@ def test_project_yml_is_valid_and_its_scripts_exist():
     assert {"all", "learners"} <= set(config["workflows"])
     for command in config["commands"]:
         for line in command["script"]:
-            for word in line.split():
+            words = line.split()
+            for word in words:
                 if word.startswith(("scripts/", "configs/")):
                     assert (ROOT / word).exists(), word
+            if words[:2] == ["python", "-m"] and words[2].startswith("benchmarks."):
+                assert (ROOT / f"{words[2].replace('.', '/')}.py").exists(), words[2]
+        for dep in command.get("deps", []):
+            if dep.startswith(("scripts/", "benchmarks/", "configs/")):
+                assert (ROOT / dep).exists(), dep
     for asset in config["assets"]:
         assert len(asset["checksum"]) == 32
         if "url" in asset:

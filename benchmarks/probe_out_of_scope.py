@@ -7,7 +7,7 @@ wrong) and the out-of-scope recall of the component's own decision: the
 nearest prototype's similarity against the support's leave-one-out ones, or
 the head's top logit against the support's held-out ones.
 
-    python scripts/probe_out_of_scope.py assets/few_shot_intent_detection/CLINC150 \
+    python -m benchmarks.probe_out_of_scope assets/few_shot_intent_detection/CLINC150 \
         --shots 10 --split valid
 """
 

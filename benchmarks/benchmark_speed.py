@@ -9,7 +9,7 @@ the same texts and the same all-MiniLM-L6-v2 weights, side by side:
 - the bare Hugging Face transformer, mean-pooled, in length-sorted batches of 32;
 - with --classy-python, classy-classification (the same weights through
   sentence-transformers, an SVM fitted on the same support), served by
-  scripts/speed_classy.py in its own environment (it needs
+  benchmarks/speed_classy.py in its own environment (it needs
   sentence-transformers < 4).
 
 Each method is set up in a process of its own (so peak RSS is its own) with
@@ -23,7 +23,7 @@ time to encode the same support, peak RSS and (on GPU) peak GPU memory; for
 the pipeline also RSS over 10,000 docs and whether the thread count held.
 Writes results_<device>.json and .md (device cpu or gpu0).
 
-    python scripts/benchmark_speed.py assets/few_shot_intent_detection/BANKING77 \
+    python -m benchmarks.benchmark_speed assets/few_shot_intent_detection/BANKING77 \
         metrics/speed --model default [--gpu-id 0]
 
 sentence-transformers is a benchmark extra (the `project` extra, through
@@ -246,7 +246,7 @@ class ProcessWorker:
 
 
 class ClassyWorker:
-    """classy-classification served by scripts/speed_classy.py in its own
+    """classy-classification served by benchmarks/speed_classy.py in its own
     environment: one request per line on its stdin, one JSON reply per line
     ({"reply": ...}) on its stdout; its other output is passed on."""
 

@@ -17,8 +17,8 @@ AUROC (in scope against out of scope) of the score the decision uses (the
 fitted head's top logit with adapt steps, else the nearest prototype's
 similarity) and of the top label's probability.
 
-    python scripts/benchmark_oos.py assets metrics/oos --model default
-    python scripts/benchmark_oos.py assets metrics/oos_head --model default \
+    python -m benchmarks.benchmark_oos assets metrics/oos --model default
+    python -m benchmarks.benchmark_oos assets metrics/oos_head --model default \
         --steps 100 --learn-rate 30
 """
 

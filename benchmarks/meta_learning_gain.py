@@ -3,7 +3,7 @@ each meta-pretrained pipeline's accuracy minus the frozen encoder's, adapted
 the same way on the same support and test, printed against the target and
 written to OUTPUT.
 
-    python scripts/meta_learning_gain.py OUTPUT "NAME=META.json:FROZEN.json" ...
+    python -m benchmarks.meta_learning_gain OUTPUT "NAME=META.json:FROZEN.json" ...
 
 e.g. NAME "CLINC150 10-shot", META metrics/evaluate/clinc150_10shot_meta.json,
 FROZEN metrics/evaluate/clinc150_10shot_frozen_steps.json.
@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import List
 
 import typer
-from benchmark import META_LEARNING_GAIN_TARGET
+
+from benchmarks.benchmark import META_LEARNING_GAIN_TARGET
 
 # what must match for two results to be compared
 SAME = (

@@ -6,10 +6,10 @@ torch thread count.
 classy-classification 1.0.2 needs sentence-transformers < 4, which the rest of
 the project (SetFit, the sentence-transformers row) cannot use, so this runs
 in a virtual environment of its own (the project's `classy-env` command makes
-`.venv-classy`); scripts/benchmark_speed.py --classy-python serves it from
+`.venv-classy`); benchmarks/benchmark_speed.py --classy-python serves it from
 there, timed in the same interleaved rounds as the other methods:
 
-    .venv-classy/bin/python scripts/speed_classy.py DATA N_DOCS THREADS
+    .venv-classy/bin/python -m benchmarks.speed_classy DATA N_DOCS THREADS
 
 It sets the method up, then answers one request per line on stdin, each with
 one line `{"reply": ...}` on stdout: first (unasked) the names of its timed
@@ -95,5 +95,6 @@ def serve(data: Path, n_docs: int, threads: int) -> None:
 
 
 if __name__ == "__main__":
-    data, n_docs, threads = sys.argv[1:4]
-    serve(Path(data), int(n_docs), int(threads))
+    import typer  # spaCy's dependency: in the classy environment too
+
+    typer.run(serve)

