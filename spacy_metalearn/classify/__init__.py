@@ -103,7 +103,14 @@ def classify_corpus(
             "out_of_scope": out_of_scope,
             "engine": engine,
         }
-        prepare_output(output, manifest, resume=resume, overwrite=overwrite, inputs=[input_path])
+        prepare_output(
+            output,
+            manifest,
+            resume=resume,
+            overwrite=overwrite,
+            inputs=[input_path],
+            at_once=engine == "ray",
+        )
         if engine == "local":
             summary = run_local(
                 settings,

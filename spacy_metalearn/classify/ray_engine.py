@@ -4,9 +4,10 @@ ask for a GPU where told), write the output. The actors run the same
 CorpusClassifier as the local engine, so both give the same labels.
 
 Ray writes its files to a staging folder beside OUTPUT; they are moved into
-OUTPUT, in input order, only when the whole job has finished. A job that
-dies leaves OUTPUT without shards, and the next run removes the staging
-folder. (Resuming half a job is what the local engine does, shard by shard.)"""
+OUTPUT, in input order, only when the whole job has finished, and OUTPUT is
+not touched before: a job that dies leaves it as it was (an earlier run's
+output included), and the next run removes the staging folder. (Resuming
+half a job is what the local engine does, shard by shard.)"""
 
 import contextlib
 import os
@@ -19,6 +20,7 @@ from typing import Iterator, List, Optional, Sequence
 from ..errors import Errors
 from .local import ERRORS_SHOWN, ClassifierSettings, RunSummary
 from .predicting import ERROR
+from .writing import clear_output
 
 READERS = {".jsonl": "read_json", ".csv": "read_csv", ".parquet": "read_parquet"}
 # reading and writing ask for no CPU: the actors, which do the work, hold
@@ -168,10 +170,12 @@ class RayClassifier:
 
 
 def move_into_place(staging: Path, output: Path, output_format: str) -> RunSummary:
-    """Move Ray's files into `output` as part-r<n> in Ray's (input) order,
-    and count what they hold."""
+    """Replace what `output` held (an earlier run's files, with
+    --overwrite) by Ray's files, as part-r<n> in Ray's (input) order, and
+    count what they hold."""
     summary = RunSummary()
     written = sorted(p for p in staging.iterdir() if not p.name.startswith("."))
+    clear_output(output, everything=True)
     for index, path in enumerate(written):
         target = output / f"part-r{index:05d}.{output_format}"
         errors = _errors_in(path, output_format)

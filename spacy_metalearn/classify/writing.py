@@ -69,6 +69,7 @@ def prepare_output(
     resume: bool,
     overwrite: bool,
     inputs: Sequence[Path],
+    at_once: bool = False,
 ) -> None:
     """Make `output` ready for the run described by `manifest`, or refuse.
 
@@ -77,6 +78,10 @@ def prepare_output(
     it must hold nothing but what classify writes (E057), and overwriting
     removes those files first. A file is refused (E035), and so are the
     inputs and the current directory (E044).
+
+    at_once (bool): The engine writes OUTPUT whole when it has finished (the
+        Ray engine): only check now, and leave `output` as it is until
+        clear_output().
     """
     if resume and overwrite:
         raise ValueError(
@@ -92,18 +97,32 @@ def prepare_output(
     if output.exists() and any(output.iterdir()):
         if not (resume or overwrite):
             raise ValueError(Errors.E056.format(path=output))
-        foreign = [entry.name for entry in output.iterdir() if not is_written_here(entry.name)]
+        foreign = [
+            entry.name
+            for entry in output.iterdir()
+            if not (entry.is_file() and is_written_here(entry.name))
+        ]
         if foreign:
             listed = ", ".join(sorted(foreign)[:5]) + (", ..." if len(foreign) > 5 else "")
             action = "resume" if resume else "overwrite"
             raise ValueError(Errors.E057.format(action=action, path=output, entries=listed))
         if resume:
             check_same_run(output, manifest)
+    if at_once:
+        return
+    clear_output(output, everything=overwrite)
+    write_manifest(output, {**manifest, "complete": False})
+
+
+def clear_output(output: Path, *, everything: bool) -> None:
+    """Create `output`, or remove from it the temporaries of a killed run,
+    or (everything) all that classify wrote there. prepare_output() has
+    checked that it holds nothing else."""
+    if output.is_dir():
         for entry in output.iterdir():
-            if overwrite or entry.name.startswith("."):  # and temporaries of a killed run
+            if everything or entry.name.startswith("."):
                 entry.unlink()
     output.mkdir(parents=True, exist_ok=True)
-    write_manifest(output, {**manifest, "complete": False})
 
 
 def is_written_here(name: str) -> bool:

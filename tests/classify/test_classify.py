@@ -227,6 +227,22 @@ def test_csv_rows_that_are_not_utf8_or_misshapen_are_reported(pipeline, tmp_path
     assert rows[1]["text"] == "caf\ufffd card"  # kept, the bad byte replaced
 
 
+def test_a_file_ray_cannot_read_is_refused_and_an_earlier_output_kept(pipeline, tmp_path):
+    """Ray's readers refuse a whole file for one bad line (E066); OUTPUT is
+    not touched before the Ray job has finished, --overwrite or not."""
+    pytest.importorskip("ray")
+    source = write_jsonl(tmp_path / "in.jsonl", corpus(6))
+    out = tmp_path / "out"
+    assert run(pipeline, source, out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    source.write_bytes(source.read_bytes() + b'{"id": 6, "text": "caf\xe9"}\n')
+    result = run(pipeline, source, out, "--engine", "ray", "--overwrite")
+    assert result.exit_code == 1 and "E066" in result.output, result.output
+    assert str(source) in said(result)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_the_out_of_scope_decision_is_written_where_the_pipeline_makes_one(tmp_path):
     nlp = tiny_nlp(unknown_label="other", threshold=0.99)
     nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
