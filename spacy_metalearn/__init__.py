@@ -1,10 +1,10 @@
 """spacy-metalearn: meta-learned few-shot text classification for spaCy."""
 
-from . import episodes, scoring  # noqa: F401  (registers the batcher and scorer)
 from .learners import maml, many_way, matching, proto_maml, protonet, reptile  # noqa: F401
 from .models import classifier, encoder, head  # noqa: F401  (registers architectures)
 from .pipeline.few_shot_textcat import FewShotTextCategorizer, make_few_shot_textcat
 from .registry import registry
+from .training import episodes, scoring  # noqa: F401  (registers the batcher and scorer)
 
 __version__ = "0.1.0"
 

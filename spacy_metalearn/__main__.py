@@ -18,7 +18,8 @@ from .evaluation import (
     load_pipeline,
     markdown_table,
 )
-from .interpolation import (
+from .outputs import check_output_file, check_output_folder, save_pipeline, write_atomically
+from .training.interpolation import (
     DEFAULT_GRID,
     META_KEY,
     choose_interpolation,
@@ -27,8 +28,7 @@ from .interpolation import (
     set_model_weights,
     start_pipeline,
 )
-from .meta_dev import read_meta_dev
-from .outputs import check_output_file, check_output_folder, save_pipeline, write_atomically
+from .training.meta_dev import read_meta_dev
 
 app = typer.Typer(name="spacy_metalearn", help="Few-shot text classification for spaCy.")
 

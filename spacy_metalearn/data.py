@@ -11,9 +11,9 @@ from typing import Dict, List, Tuple, Union
 import spacy
 from spacy.tokens import DocBin
 
+from .adaptation.support import has_visible_text
 from .errors import Errors
 from .outputs import write_atomically
-from .support import has_visible_text
 
 TEXT_KEYS = ("text", "sentence", "raw")
 LABEL_KEYS = ("label", "category", "intent")

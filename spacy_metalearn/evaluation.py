@@ -12,7 +12,7 @@ from spacy.language import Language
 from .data import group_by_label
 from .errors import Errors
 from .pipeline.few_shot_textcat import FewShotTextCategorizer
-from .scoring import episode_accuracies
+from .training.scoring import episode_accuracies
 
 DEFAULT_MODEL = "default"
 

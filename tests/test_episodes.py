@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.training import Example
 
-from spacy_metalearn.episodes import (
+from spacy_metalearn.training.episodes import (
     EPISODE_KEY,
     configure_episode_batcher,
     sample_episode,

@@ -46,7 +46,7 @@ def test_the_pipeline_runs_on_the_gpu(on_gpu):
     component = nlp.get_pipe("few_shot_textcat")
     component.adapt(SUPPORT, steps=20)
     assert component.embedder(["my card"]).device.type == "cuda"
-    assert component._adaptation.prototypes.device.type == "cuda"
+    assert component.adaptation.prototypes.device.type == "cuda"
     assert [max(doc.cats, key=doc.cats.get) for doc in nlp.pipe(QUERIES[:3])] == list(SUPPORT)
 
 
@@ -119,7 +119,7 @@ def test_tiny_meta_pretraining_on_gpu_learns_and_loads_on_cpu(tmp_path):
     rises as on the CPU, and the result loads on the CPU with the same scores."""
     from spacy.cli.train import train
 
-    from spacy_metalearn.scoring import EPISODE_ACC
+    from spacy_metalearn.training.scoring import EPISODE_ACC
 
     train_path = write_corpus(tmp_path / "train.spacy", synthetic_texts(10, 12, seed=0))
     dev_path = write_corpus(

@@ -148,7 +148,7 @@ def test_transformer_payload_that_could_run_code_is_refused(
 
 
 def test_payload_check_names_each_kind_of_entry():
-    from spacy_metalearn.payload import find_code_in_model
+    from spacy_metalearn.pipeline.payload import find_code_in_model
 
     def model_with(tokenizer, config=None):
         shim = srsly.msgpack_dumps({"config": config or {}, "tokenizer": tokenizer})

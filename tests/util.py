@@ -26,7 +26,7 @@ maxout_pieces = 2
 subword_features = true
 
 [model.head]
-@architectures = "spacy_metalearn.PrototypeHead.v1"
+@architectures = "spacy_metalearn.PrototypeHead.v2"
 metric = "{metric}"
 """
 

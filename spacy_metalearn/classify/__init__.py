@@ -5,6 +5,7 @@ import contextlib
 from pathlib import Path
 from typing import Iterator, Optional
 
+from ..checks import check_integer
 from ..errors import Errors
 from .local import ClassifierSettings, RunSummary, run_local
 from .predicting import COLUMNS, CorpusClassifier
@@ -63,11 +64,8 @@ def classify_corpus(
                 "finished; --engine local resumes shard by shard",
             )
         )
-    for setting, value in (("--shard-size", shard_size), ("--n-process", n_process)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(
-                Errors.E019.format(setting=setting, requirement="an integer >= 1", value=value)
-            )
+    check_integer("--shard-size", shard_size, 1)
+    check_integer("--n-process", n_process, 1)
     check_output_format(output_format)
     files = input_files(input_path)
     for path in files:

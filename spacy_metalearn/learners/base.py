@@ -6,7 +6,7 @@ from typing import Callable, List, NamedTuple, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..errors import Errors
+from ..checks import check_integer, check_positive
 from ..models.classifiers import (
     Classifier,
     LinearClassifier,
@@ -130,28 +130,11 @@ def inner_loop(
 
 
 def check_inner_steps(inner_steps: int) -> None:
-    if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
-        raise ValueError(
-            Errors.E019.format(
-                setting="inner_steps", requirement="an integer >= 1", value=inner_steps
-            )
-        )
+    check_integer("inner_steps", inner_steps, 1)
 
 
 def check_init_inner_lr(init_inner_lr: float) -> None:
     check_positive("init_inner_lr", init_inner_lr)
-
-
-def check_positive(setting: str, value: float) -> None:
-    """A learner's setting that is a finite number > 0 (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        valid = False
-    else:
-        valid = 0 < value < float("inf")
-    if not valid:
-        raise ValueError(
-            Errors.E019.format(setting=setting, requirement="a number > 0", value=value)
-        )
 
 
 def n_classes(labels: torch.Tensor) -> int:

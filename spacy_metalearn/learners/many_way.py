@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..checks import check_positive
 from ..errors import Errors
 from ..models.metric import MetricHead
 from ..registry import registry
-from .base import Learner, LearnerOutput, check_init_inner_lr, check_positive
+from .base import Learner, LearnerOutput, check_init_inner_lr
 
 
 class ManyWay(Learner):

@@ -26,40 +26,21 @@ def build_prototype_head(metric: str = "cosine", init_scale: float = 10.0) -> Mo
     RETURNS (Model[Tuple[Floats2d, Floats2d], Floats2d]): Maps (queries, prototypes)
         to logits of shape (n_queries, n_prototypes).
     """
-    return _build_head(metric, init_scale, init_inner_lr=10.0, extra_params=())
-
-
-@registry.architectures("spacy_metalearn.PrototypeHead.v1")
-def build_prototype_head_v1(
-    metric: str = "cosine",
-    init_scale: float = 10.0,
-    init_bias: float = -5.0,
-    init_inner_lr: float = 10.0,
-) -> Model[InT, Floats2d]:
-    """The first version, kept so that its configs and saved pipelines load. Its
-    `bias` parameter is kept but no longer used (multi-label scores are
-    calibrated at adapt()), and the component initializes the step sizes from
-    its learner's `init_inner_lr`. Use PrototypeHead.v2."""
-    return _build_head(metric, init_scale, init_inner_lr, extra_params=(("bias", init_bias),))
-
-
-def _build_head(metric, init_scale, init_inner_lr, extra_params) -> Model[InT, Floats2d]:
     check_metric(metric)
     if not isinstance(init_scale, (int, float)) or not 0 < init_scale < float("inf"):
         raise ValueError(
             Errors.E019.format(setting="init_scale", requirement="a number > 0", value=init_scale)
         )
-    names = PARAM_NAMES + tuple(name for name, _ in extra_params)
     return Model(
         "prototype_head",
         forward,
         init=_init,
-        params={name: None for name in names},
+        params={name: None for name in PARAM_NAMES},
         attrs={
             "metric": metric,
             "init_scale": init_scale,
-            "init_inner_lr": init_inner_lr,
-            "extra_params": dict(extra_params),
+            # the component sets the step sizes from its learner's init_inner_lr
+            "init_inner_lr": 10.0,
         },
     )
 
@@ -68,8 +49,6 @@ def _init(model: Model, X=None, Y=None) -> Model:
     ops, attrs = model.ops, model.attrs
     model.set_param("log_scale", ops.asarray1f([math.log(attrs["init_scale"])]))
     set_inner_lr(model, attrs["init_inner_lr"])
-    for name, value in attrs["extra_params"].items():
-        model.set_param(name, ops.asarray1f([value]))
     return model
 
 

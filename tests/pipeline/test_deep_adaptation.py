@@ -11,10 +11,10 @@ import spacy
 import srsly
 import torch
 
-from spacy_metalearn import deep_adaptation
-from spacy_metalearn.deep_adaptation import episode_loss, fit_top_layers, pseudo_episode
+from spacy_metalearn.adaptation import deep as deep_adaptation
+from spacy_metalearn.adaptation.deep import episode_loss, fit_top_layers, pseudo_episode
+from spacy_metalearn.encoding.top_layers import TopLayers, find_transformer, frozen_lower_layers
 from spacy_metalearn.pipeline import few_shot_textcat
-from spacy_metalearn.top_layers import TopLayers, find_transformer, frozen_lower_layers
 
 from ..util import SUPPORT, tiny_bert_nlp, tiny_nlp
 
@@ -117,8 +117,9 @@ def test_deep_steps_learn_the_support(tiny_bert):
 
     before = held_out_loss()
     top = TopLayers(component.model.get_ref("encoder"), 2)
-    losses = fit_top_layers(top, component._begin_update, docs, label_ids, [False] * len(docs),
-                            len(index), steps=30, learn_rate=1e-3)  # fmt: skip
+    begin_update = component.embedder.begin_update
+    losses = fit_top_layers(top, begin_update, docs, label_ids, [False] * len(docs), len(index),
+                            steps=30, learn_rate=1e-3)  # fmt: skip
     assert len(losses) == 30
     assert held_out_loss() < 0.75 * before
 
@@ -133,7 +134,7 @@ def test_adapting_again_starts_from_the_weights_before_deep_adaptation(tiny_bert
     assert changed(base, first)
     component.adapt(SUPPORT, replace=True, deep_steps=0)
     assert_same(weights(component), base)
-    assert component._deep_start is None
+    assert component.deep_start is None
     torch.manual_seed(1)
     component.adapt(SUPPORT, replace=True)
     assert_same(weights(component), first)
@@ -192,7 +193,7 @@ def test_a_failed_deep_adaptation_changes_nothing(tiny_bert, monkeypatch):
     nlp = tiny_bert_nlp(tiny_bert, deep_adapt_learn_rate=1e-3)
     component = nlp.get_pipe("few_shot_textcat")
     component.adapt(SUPPORT, deep_steps=2)
-    before, adaptation, start = weights(component), component.adaptation, component._deep_start
+    before, adaptation, start = weights(component), component.adaptation, component.deep_start
     cats = cats_of(nlp, TEXTS)
 
     def fail(*args, **kwargs):
@@ -202,7 +203,7 @@ def test_a_failed_deep_adaptation_changes_nothing(tiny_bert, monkeypatch):
     with pytest.raises(RuntimeError):
         component.adapt(SUPPORT, replace=True, deep_steps=2)
     assert_same(weights(component), before)
-    assert component.adaptation is adaptation and component._deep_start is start
+    assert component.adaptation is adaptation and component.deep_start is start
     assert cats_of(nlp, TEXTS) == cats
     transformer = find_transformer(component.model.get_ref("encoder"))
     assert all(p.requires_grad for p in transformer.parameters())

@@ -5,7 +5,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from spacy_metalearn import FewShotTextCategorizer
-from spacy_metalearn.scoring import EPISODE_ACC
+from spacy_metalearn.training.scoring import EPISODE_ACC
 
 from ..util import SUPPORT, tiny_nlp, tok2vec_model
 
@@ -45,7 +45,7 @@ def test_entry_points_need_no_import():
     for name in (
         "spacy_metalearn.DocEncoder.v1",
         "spacy_metalearn.TransformerEncoder.v1",
-        "spacy_metalearn.PrototypeHead.v1",
+        "spacy_metalearn.PrototypeHead.v2",
         "spacy_metalearn.FewShotClassifier.v1",
     ):
         assert registry.architectures.get(name)
@@ -337,7 +337,7 @@ def test_scorer_adapts_episodes_as_the_pipeline_adapts():
 def test_update_skips_empty_docs():
     """An empty doc in an episode carries nothing to learn from: the update
     runs on the rest (predict() likewise scores empty docs 0.0)."""
-    from spacy_metalearn.episodes import configure_episode_batcher
+    from spacy_metalearn.training.episodes import configure_episode_batcher
 
     from ..util import synthetic_texts
 

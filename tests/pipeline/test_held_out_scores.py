@@ -9,9 +9,9 @@ import spacy
 import srsly
 import torch
 
-from spacy_metalearn.held_out import MAX_FOLDS, example_folds
+from spacy_metalearn.adaptation.held_out import MAX_FOLDS, example_folds
+from spacy_metalearn.adaptation.support_set import SupportSet
 from spacy_metalearn.models.metric import prepare
-from spacy_metalearn.support_set import SupportSet
 
 from ..util import SUPPORT, tiny_nlp
 

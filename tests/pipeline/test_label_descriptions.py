@@ -6,7 +6,7 @@ import numpy
 import pytest
 import spacy
 
-from spacy_metalearn.support import readable_label
+from spacy_metalearn.adaptation.support import readable_label
 
 from ..util import SUPPORT, default_pipeline, tiny_nlp
 

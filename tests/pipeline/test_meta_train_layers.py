@@ -10,9 +10,9 @@ import spacy
 import torch
 from spacy.training import Example
 
-from spacy_metalearn.episodes import configure_episode_batcher
-from spacy_metalearn.pipeline import few_shot_textcat
-from spacy_metalearn.top_layers import find_transformer
+from spacy_metalearn.encoding.top_layers import find_transformer
+from spacy_metalearn.pipeline.settings import check_settings
+from spacy_metalearn.training.episodes import configure_episode_batcher
 
 from ..util import synthetic_texts, tiny_bert_nlp, tiny_nlp
 
@@ -91,19 +91,19 @@ def test_the_lower_layers_run_once_per_text(tiny_bert):
     first = episode(nlp, seed=0)
     docs = [eg.predicted for eg in first]
     with component._meta_training():
-        expected, _ = component._begin_update(docs)
+        expected, _ = component.embedder.begin_update(docs)
     assert calls and len(component._lower_outputs) == len(docs)
     del calls[:]
     # the same texts in another order and other batches: nothing recomputed
     component.cfg["batch_size"] = 5
     reordered = docs[::-1]
     with component._meta_training():
-        again, _ = component._begin_update(reordered)
+        again, _ = component.embedder.begin_update(reordered)
     assert not calls
     numpy.testing.assert_allclose(again[::-1], expected, atol=1e-6, rtol=1e-5)
     # a text not seen before runs the lower layers again
     with component._meta_training():
-        component._begin_update([nlp.make_doc("a text never seen before")])
+        component.embedder.begin_update([nlp.make_doc("a text never seen before")])
     assert calls
 
 
@@ -153,7 +153,7 @@ def test_bad_meta_train_layers_are_refused(value):
     # a saved cfg is checked by the component itself
     cfg = {**tiny_nlp().get_pipe("few_shot_textcat").cfg, "meta_train_layers": value}
     with pytest.raises(ValueError, match=r"\[E019\] meta_train_layers"):
-        few_shot_textcat.check_settings(cfg)
+        check_settings(cfg)
 
 
 def test_more_layers_than_the_transformer_has_are_refused_at_the_first_update(tiny_bert):

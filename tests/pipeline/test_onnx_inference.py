@@ -11,8 +11,8 @@ import srsly
 import torch
 from thinc.api import Adam
 
+from spacy_metalearn.encoding.top_layers import find_transformer
 from spacy_metalearn.models.encoder import find_transformer_shim
-from spacy_metalearn.top_layers import find_transformer
 
 from ..util import SUPPORT, tiny_bert_nlp, tiny_nlp
 
@@ -58,7 +58,7 @@ def test_int8_onnx_runtime_stays_close_to_torch(tiny_bert):
 def test_int8_leaves_only_the_first_layers_feed_forward_output_in_float32(tiny_bert):
     import onnx
 
-    from spacy_metalearn.onnx_inference import export_onnx, float32_nodes
+    from spacy_metalearn.encoding.onnx_inference import export_onnx, float32_nodes
 
     transformer = transformer_of(tiny_bert_nlp(tiny_bert).get_pipe("few_shot_textcat"))
     fused = onnx.load_from_string(export_onnx(transformer, quantize=False))
@@ -74,7 +74,7 @@ def test_int8_leaves_only_the_first_layers_feed_forward_output_in_float32(tiny_b
 def test_int8_leaves_the_nodes_it_is_told_in_float32(tiny_bert):
     import onnx
 
-    from spacy_metalearn.onnx_inference import export_onnx
+    from spacy_metalearn.encoding.onnx_inference import export_onnx
 
     transformer = transformer_of(tiny_bert_nlp(tiny_bert).get_pipe("few_shot_textcat"))
     every_layer = onnx.load_from_string(
@@ -249,7 +249,7 @@ def test_forked_processes_run_torch_and_give_the_same_cats(tiny_bert):
 
 
 def test_a_forked_child_does_not_make_a_session(tiny_bert, monkeypatch):
-    from spacy_metalearn import onnx_inference
+    from spacy_metalearn.encoding import onnx_inference
 
     nlp = tiny_bert_nlp(tiny_bert, inference_backend="onnxruntime")
     component = nlp.get_pipe("few_shot_textcat")

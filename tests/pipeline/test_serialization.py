@@ -409,7 +409,7 @@ def test_damaged_support_that_looks_whole_is_refused(adapted, tmp_path, tamper, 
 
 
 def test_a_changed_value_fails_the_checksum(adapted):
-    from spacy_metalearn.support_set import SupportSet
+    from spacy_metalearn.adaptation.support_set import SupportSet
 
     fs = adapted.get_pipe("few_shot_textcat")
     msg = srsly.msgpack_loads(fs.adaptation.support_set.to_bytes())

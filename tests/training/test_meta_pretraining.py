@@ -6,7 +6,7 @@ import spacy
 from spacy.tokens import DocBin
 from thinc.api import Config
 
-from spacy_metalearn.scoring import EPISODE_ACC
+from spacy_metalearn.training.scoring import EPISODE_ACC
 
 from ..util import TOK2VEC_MODEL, synthetic_texts
 

@@ -7,7 +7,8 @@ from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence,
 from spacy.training import Example
 from spacy.util import registry
 
-from .errors import Errors
+from ..adaptation.support import positive_labels
+from ..errors import Errors
 
 T = TypeVar("T", bound=Hashable)
 
@@ -16,11 +17,6 @@ T = TypeVar("T", bound=Hashable)
 # length), so position cannot carry the role.
 EPISODE_KEY = "spacy_metalearn.episode"
 SUPPORT, QUERY = "support", "query"
-
-
-def positive_labels(example: Example) -> List[str]:
-    """The gold labels of an Example: cats with a score of at least 0.5."""
-    return [label for label, score in example.reference.cats.items() if score >= 0.5]
 
 
 def label_indices(examples: Sequence[Example]) -> Dict[str, List[int]]:

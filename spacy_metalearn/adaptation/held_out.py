@@ -19,7 +19,7 @@ from typing import Callable
 import numpy
 import torch
 
-from .models.classifiers import Classifier
+from ..models.classifiers import Classifier
 
 # at most this many refits of the head per adapt()
 MAX_FOLDS = 10

@@ -10,15 +10,15 @@ from typing import Optional, Tuple
 import numpy
 import torch
 
-from .held_out import example_folds, held_out_top_logits
-from .learners.base import Learner
-from .models.calibration import (
+from ..learners.base import Learner
+from ..models.calibration import (
     fit_calibration,
     leave_one_out_similarities,
     own_class_left_out,
 )
-from .models.classifiers import Classifier, LinearClassifier
-from .models.metric import MetricHead
+from ..models.classifiers import Classifier, LinearClassifier
+from ..models.metric import MetricHead
+from .held_out import example_folds, held_out_top_logits
 from .support_set import SupportSet
 
 

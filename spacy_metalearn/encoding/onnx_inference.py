@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Tuple
 import torch
 from thinc.api import Model
 
-from .errors import Errors
-from .models.encoder import find_transformer_shim, weights_fingerprint
+from ..errors import Errors
+from ..models.encoder import find_transformer_shim, weights_fingerprint
 
 if TYPE_CHECKING:
     import onnx
@@ -78,10 +78,8 @@ def make_backend(name: str, encoder: Model) -> Optional["OnnxRuntimeBackend"]:
 def float32_nodes(model: "onnx.ModelProto") -> List[str]:
     """The matrix multiplications that int8 quantization leaves in float32 in
     an exported (and fused) ONNX model: the first transformer layer's
-    feed-forward output projection. Chosen by scripts/probe_quantization.py
-    on BANKING77 train texts: mean cosine to the float32 model 0.9944, against
-    0.9929 with every layer in int8 (6% faster) and 0.9948 with the whole
-    first layer in float32 (4% slower)."""
+    feed-forward output projection: nearly the fidelity of keeping the whole
+    first layer in float32, and faster (docs/speed.md)."""
     return [
         node.name
         for node in model.graph.node

@@ -7,11 +7,15 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .episodes import positive_labels
-from .errors import Errors
+from ..errors import Errors
 
 TextOrDoc = Union[str, Doc]
 SupportData = Union[Mapping[str, Sequence[TextOrDoc]], Iterable[Example]]
+
+
+def positive_labels(example: Example) -> List[str]:
+    """The gold labels of an Example: cats with a score of at least 0.5."""
+    return [label for label, score in example.reference.cats.items() if score >= 0.5]
 
 
 def collect_support(

@@ -12,8 +12,8 @@ from spacy.training import Example
 from spacy.util import registry
 from tqdm import tqdm
 
+from ..models.classifiers import Classifier
 from .episodes import draw_episode, label_indices
-from .models.classifiers import Classifier
 
 # (support embeddings, support labels, n_way) -> classifier
 Fit = Callable[[torch.Tensor, torch.Tensor, int], Classifier]

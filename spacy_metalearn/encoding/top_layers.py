@@ -16,8 +16,8 @@ import numpy
 import torch
 from thinc.api import Model
 
-from .errors import Errors
-from .models.encoder import find_transformer_shim, weights_fingerprint
+from ..errors import Errors
+from ..models.encoder import find_transformer_shim, weights_fingerprint
 
 
 def find_transformer(encoder: Model):

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy
 import srsly
 
-from .errors import Errors
+from ..errors import Errors
 
 FORMAT_VERSION = 5
 # the arrays a support set is saved with, in the order its checksum reads them

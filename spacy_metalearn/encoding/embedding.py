@@ -3,15 +3,16 @@ components the encoder listens to, and encode in length-sorted batches. One
 object serves adapt(), predict(), the scorer, evaluation and the scripts."""
 
 import contextlib
-from typing import Callable, ContextManager, List, Optional, Sequence, Union
+from typing import Callable, ContextManager, List, Optional, Sequence, Tuple, Union
 
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from thinc.api import Model, xp2torch
+from thinc.types import Floats2d
 
-from .models.encoder import find_transformer_shim
+from ..models.encoder import find_transformer_shim
 from .onnx_inference import OnnxRuntimeBackend
 
 TextOrDoc = Union[str, Doc]
@@ -92,18 +93,36 @@ class DocEmbedder:
         docs = list(docs)
         if not docs:
             return torch.zeros((0, 0))
-        order = length_order(docs)
+        batches = length_batches(docs, self.batch_size)
         with contextlib.nullcontext() if torch_only else self.encoding():
-            batches = [
-                xp2torch(
-                    self.encoder.predict([docs[i] for i in order[start : start + self.batch_size]])
-                )
-                for start in range(0, len(order), self.batch_size)
+            outputs = [
+                xp2torch(self.encoder.predict([docs[i] for i in batch])) for batch in batches
             ]
-        sorted_embeddings = torch.cat(batches)
+        sorted_embeddings = torch.cat(outputs)
         embeddings = torch.empty_like(sorted_embeddings)
+        order = [i for batch in batches for i in batch]
         embeddings[torch.as_tensor(order, device=embeddings.device)] = sorted_embeddings
         return embeddings
+
+    def begin_update(self, docs: List[Doc]) -> Tuple[Floats2d, Callable[[Floats2d], None]]:
+        """The encoder's forward pass for training, in length-sorted batches of
+        `batch_size`: (n_docs, width) embeddings in the docs' order, and the
+        backprop of their gradient. A listening encoder gets the docs whole:
+        its upstream component ran on the whole batch.
+        """
+        if self.upstream_components():
+            return self.encoder.begin_update(docs)
+        batches = length_batches(docs, self.batch_size)
+        passes = [self.encoder.begin_update([docs[i] for i in batch]) for batch in batches]
+        xp = self.encoder.ops.xp
+        order = xp.asarray([i for batch in batches for i in batch])
+        embeddings = xp.concatenate([output for output, _ in passes])[xp.argsort(order)]
+
+        def backprop(d_embeddings: Floats2d) -> None:
+            for batch, (_, backprop_batch) in zip(batches, passes):
+                backprop_batch(d_embeddings[xp.asarray(batch)])
+
+        return embeddings, backprop
 
     def encoding(self) -> ContextManager[None]:
         """Where the encoder's predictions run: through the ONNX Runtime
@@ -118,3 +137,10 @@ class DocEmbedder:
 def length_order(docs: Sequence[Doc]) -> List[int]:
     """Positions of the docs from shortest to longest (ties keep their order)."""
     return sorted(range(len(docs)), key=lambda i: len(docs[i]))
+
+
+def length_batches(docs: Sequence[Doc], batch_size: int) -> List[List[int]]:
+    """The docs' positions in batches of `batch_size` docs of similar length
+    (a transformer pads a batch to its longest doc)."""
+    order = length_order(docs)
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]

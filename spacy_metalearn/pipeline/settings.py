@@ -1,0 +1,71 @@
+"""The component's settings: what each may be (E019 names the setting and
+the value), and the form they are kept in."""
+
+import unicodedata
+from typing import Any, Dict, Optional
+
+from thinc.api import Model
+
+from ..adaptation.support import check_label
+from ..checks import check_boolean, check_integer, check_learn_rate, check_steps, is_number
+from ..encoding.onnx_inference import INFERENCE_BACKENDS
+from ..errors import Errors
+from ..models.encoder import find_transformer_shim
+
+
+def check_settings(cfg: Dict[str, Any]) -> None:
+    """Check the component's settings, from its config or a saved cfg."""
+    check_boolean("exclusive_classes", cfg["exclusive_classes"])
+    threshold = cfg["threshold"]
+    if not (is_number(threshold) and 0.0 <= threshold <= 1.0):
+        raise ValueError(
+            Errors.E019.format(setting="threshold", requirement="in [0, 1]", value=threshold)
+        )
+    check_boolean("use_label_names", cfg["use_label_names"])
+    check_integer("batch_size", cfg["batch_size"], 1)
+    if cfg["unknown_label"] is not None:
+        check_label(cfg["unknown_label"])
+    quantile = cfg["in_scope_quantile"]
+    if quantile is not None and not (is_number(quantile) and 0.0 <= quantile < 1.0):
+        raise ValueError(
+            Errors.E019.format(
+                setting="in_scope_quantile", requirement="null or in [0, 1)", value=quantile
+            )
+        )
+    if cfg["inference_backend"] not in INFERENCE_BACKENDS:
+        raise ValueError(
+            Errors.E019.format(
+                setting="inference_backend",
+                requirement="one of " + ", ".join(f"'{b}'" for b in INFERENCE_BACKENDS),
+                value=cfg["inference_backend"],
+            )
+        )
+    check_steps("deep_adapt_steps", cfg["deep_adapt_steps"])
+    check_learn_rate("deep_adapt_learn_rate", cfg["deep_adapt_learn_rate"])
+    check_integer("deep_adapt_layers", cfg["deep_adapt_layers"], 1)
+    check_integer("meta_train_layers", cfg["meta_train_layers"], 1, nullable=True)
+    steps, learn_rate = cfg["adapt_steps"], cfg["adapt_learn_rate"]
+    if steps is not None:
+        check_steps("adapt_steps", steps)
+    if learn_rate is not None:
+        check_learn_rate("adapt_learn_rate", learn_rate)
+
+
+def check_meta_train_layers(n_layers: Optional[int], encoder: Model) -> None:
+    """meta_train_layers needs a transformer of the component's own (E043);
+    its layer count is checked at the first update(), once the weights are in."""
+    if n_layers is not None and find_transformer_shim(encoder) is None:
+        raise ValueError(Errors.E043.format(n_layers=n_layers))
+
+
+def normalized_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    cfg = dict(cfg)
+    if cfg["unknown_label"] is not None:  # labels are kept in NFC
+        cfg["unknown_label"] = unicodedata.normalize("NFC", cfg["unknown_label"])
+    cfg["threshold"] = float(cfg["threshold"])
+    if cfg["in_scope_quantile"] is not None:
+        cfg["in_scope_quantile"] = float(cfg["in_scope_quantile"])
+    if cfg["adapt_learn_rate"] is not None:
+        cfg["adapt_learn_rate"] = float(cfg["adapt_learn_rate"])
+    cfg["deep_adapt_learn_rate"] = float(cfg["deep_adapt_learn_rate"])
+    return cfg
