@@ -1,5 +1,6 @@
-"""Saving and loading a few_shot_textcat: the files it writes, and loading
-that changes nothing unless everything checks out.
+"""Saving and loading a few_shot_textcat (the `component` of every function
+here): the files it writes, and loading that changes nothing unless
+everything checks out.
 
 Loading checks every file before the component changes (settings, support
 set, deep-adaptation start, code in the model file); it then loads the model
@@ -9,10 +10,11 @@ state for the component to take (FewShotTextCategorizer._apply)."""
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import numpy
 import srsly
+from spacy.pipeline import TrainablePipe
 from spacy.util import from_bytes, to_bytes, to_disk
 from thinc.api import Config
 
@@ -25,9 +27,6 @@ from ..outputs import write_atomically
 from .payload import find_code_in_model
 from .saved_weights import check_model_values, load_model_strictly, model_bytes_or_none
 from .settings import check_meta_train_layers, check_settings, normalized_settings
-
-if TYPE_CHECKING:
-    from .few_shot_textcat import FewShotTextCategorizer
 
 FIELDS = ("cfg", "vocab", "model", "support", "deep_start")
 # files a saved component must have (deep_start only after deep adaptation)
@@ -45,7 +44,7 @@ class LoadedState:
     backend: Any = None
 
 
-def component_to_bytes(component: "FewShotTextCategorizer", exclude: Iterable[str]) -> bytes:
+def component_to_bytes(component: TrainablePipe, exclude: Iterable[str]) -> bytes:
     serialize = {
         "cfg": lambda: srsly.json_dumps(component.cfg),
         "vocab": lambda: component.vocab.to_bytes(exclude=exclude),
@@ -69,9 +68,7 @@ def read_bytes(name: str, bytes_data: bytes, exclude: Iterable[str]) -> Dict[str
     return data
 
 
-def component_to_disk(
-    component: "FewShotTextCategorizer", path: Path, exclude: Iterable[str]
-) -> None:
+def component_to_disk(component: TrainablePipe, path: Path, exclude: Iterable[str]) -> None:
     support_set = component.adaptation.support_set
     deep_start = component.deep_start
 
@@ -92,7 +89,7 @@ def component_to_disk(
 
 
 def read_disk(
-    component: "FewShotTextCategorizer", path: Path, exclude: Iterable[str]
+    component: TrainablePipe, path: Path, exclude: Iterable[str]
 ) -> Tuple[Dict[str, bytes], Optional[Callable[[], Any]]]:
     """The component's files in `path` (E012 for one that is missing), and
     how to load its vocab."""
@@ -135,7 +132,7 @@ def load_time_overrides(
 
 
 def load(
-    component: "FewShotTextCategorizer",
+    component: TrainablePipe,
     data: Dict[str, bytes],
     exclude: Iterable[str],
     load_vocab: Optional[Callable[[], Any]] = None,

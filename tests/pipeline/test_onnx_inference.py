@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import spacy
-import srsly
 import torch
 from thinc.api import Adam
 
@@ -184,18 +183,6 @@ def test_a_backend_set_after_the_config_was_written_is_saved(tiny_bert, tmp_path
     loaded = spacy.load(tmp_path / "p").get_pipe("few_shot_textcat")
     assert loaded.cfg["inference_backend"] == "onnxruntime"
     assert loaded.embedder.backend is not None and loaded.embedder.backend.name == "onnxruntime"
-
-
-def test_a_pipeline_saved_before_the_setting_existed_loads_with_the_configs(tiny_bert, tmp_path):
-    nlp = tiny_bert_nlp(tiny_bert, inference_backend="onnxruntime")
-    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
-    nlp.to_disk(tmp_path / "p")
-    cfg_path = tmp_path / "p" / "few_shot_textcat" / "cfg"
-    cfg = srsly.read_json(cfg_path)
-    del cfg["inference_backend"]
-    srsly.write_json(cfg_path, cfg)
-    loaded = spacy.load(tmp_path / "p").get_pipe("few_shot_textcat")
-    assert loaded.cfg["inference_backend"] == "onnxruntime"
 
 
 @pytest.mark.parametrize("value", ["onnx", "", "ONNXRUNTIME", None, 1])
