@@ -11,10 +11,10 @@ import spacy
 import srsly
 import torch
 
+from spacy_metalearn.adaptation import adapt
 from spacy_metalearn.adaptation import deep as deep_adaptation
 from spacy_metalearn.adaptation.deep import episode_loss, fit_top_layers, pseudo_episode
 from spacy_metalearn.encoding.top_layers import TopLayers, find_transformer, frozen_lower_layers
-from spacy_metalearn.pipeline import few_shot_textcat
 
 from ..util import SUPPORT, tiny_bert_nlp, tiny_nlp
 
@@ -199,7 +199,7 @@ def test_a_failed_deep_adaptation_changes_nothing(tiny_bert, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(few_shot_textcat, "fit_adaptation", fail)
+    monkeypatch.setattr(adapt, "fit_adaptation", fail)
     with pytest.raises(RuntimeError):
         component.adapt(SUPPORT, replace=True, deep_steps=2)
     assert_same(weights(component), before)
