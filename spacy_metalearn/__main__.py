@@ -18,8 +18,7 @@ from .evaluation import (
     load_pipeline,
     markdown_table,
 )
-from .outputs import check_output_file, check_output_folder, save_pipeline, write_atomically
-from .training.interpolation import (
+from .interpolation import (
     DEFAULT_GRID,
     META_KEY,
     choose_interpolation,
@@ -28,7 +27,8 @@ from .training.interpolation import (
     set_model_weights,
     start_pipeline,
 )
-from .training.meta_dev import read_meta_dev
+from .meta_dev import read_meta_dev
+from .outputs import check_output_file, check_output_folder, save_pipeline, write_atomically
 
 app = typer.Typer(name="spacy_metalearn", help="Few-shot text classification for spaCy.")
 

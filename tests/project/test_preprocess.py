@@ -158,7 +158,7 @@ def test_sgd_intents_train_and_hint3_is_held_out_whole(assets, tmp_path):
 
 
 def test_hint3_as_meta_dev_tasks_that_interpolate_reads(assets, tmp_path):
-    from spacy_metalearn.training.meta_dev import read_meta_dev
+    from spacy_metalearn.meta_dev import read_meta_dev
 
     args = ["--sources", "clinc150", "--dev-tasks", "hint3", "--dev-task-shots", "1"]
     result = run(assets, tmp_path / "corpus", *args)

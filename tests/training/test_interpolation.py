@@ -7,14 +7,14 @@ from typer.testing import CliRunner
 
 from spacy_metalearn.__main__ import app
 from spacy_metalearn.evaluation import find_component
-from spacy_metalearn.training.interpolation import (
+from spacy_metalearn.interpolation import (
     interpolate,
     model_weights,
     parse_grid,
     set_model_weights,
     start_pipeline,
 )
-from spacy_metalearn.training.meta_dev import meta_dev_accuracy, read_meta_dev
+from spacy_metalearn.meta_dev import meta_dev_accuracy, read_meta_dev
 
 from ..util import synthetic_texts, tiny_bert_nlp, tiny_nlp
 

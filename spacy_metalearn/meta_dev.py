@@ -14,9 +14,9 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from spacy.language import Language
 
-from ..data import group_by_label, read_labelled
-from ..errors import Errors
-from ..evaluation import accuracy, find_component, predicted_labels
+from .data import group_by_label, read_labelled
+from .errors import Errors
+from .evaluation import accuracy, find_component, predicted_labels
 
 DATA_NAMES = ("{part}.jsonl", "{part}.csv", "{part}")
 

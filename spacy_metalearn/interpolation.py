@@ -13,8 +13,8 @@ import torch
 from spacy.language import Language
 from thinc.api import Model
 
-from ..errors import Errors
-from ..evaluation import find_component
+from .errors import Errors
+from .evaluation import find_component
 from .meta_dev import MetaDevTask, meta_dev_accuracy
 
 DEFAULT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
