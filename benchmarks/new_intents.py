@@ -200,6 +200,12 @@ def main(
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
+        write_results(rows, shot_counts, output)  # after every split: a partial run keeps its rows
+
+
+def write_results(rows: List[dict], shot_counts: Sequence[int], output: Path) -> None:
+    """The mean gain and its 95% CI over the splits done so far, per shot
+    count: printed, and written to results.json and results.md."""
     summary = []
     for k in shot_counts:
         of_k = [row for row in rows if row["shots"] == k]
