@@ -73,7 +73,7 @@ def run_pipeline(
     """Every shot count with each (steps, learn_rate, use_label_names) variant
     of one pipeline, and zero shots (the label names alone) for the variants
     with names. The test set is encoded once; each adaptation is a real
-    adapt() call, its scores those predict() gives (score_embeddings on the
+    adapt() call, its scores those predict() gives (classify_embeddings on the
     same encoder output)."""
 
     from spacy_metalearn.evaluation import (

@@ -2,7 +2,8 @@
 
 from .learners import maml, many_way, matching, proto_maml, protonet, reptile  # noqa: F401
 from .models import classifier, encoder, head  # noqa: F401  (registers architectures)
-from .pipeline.few_shot_textcat import FewShotTextCategorizer, make_few_shot_textcat
+from .pipeline.factory import make_few_shot_textcat
+from .pipeline.few_shot_textcat import FewShotTextCategorizer
 from .registry import registry
 from .training import episodes, scoring  # noqa: F401  (registers the batcher and scorer)
 

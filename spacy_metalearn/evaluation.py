@@ -75,7 +75,7 @@ def adapt_timed(
 
 def predicted_labels(component: FewShotTextCategorizer, embeddings) -> List[str]:
     """The top label of each embedded doc, as predict() scores it."""
-    scores = component.model.ops.to_numpy(component.score_embeddings(embeddings))
+    scores = component.model.ops.to_numpy(component.classify_embeddings(embeddings).scores)
     return [component.labels[i] for i in scores.argmax(1)]
 
 

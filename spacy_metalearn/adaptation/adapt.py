@@ -20,6 +20,7 @@ from ..encoding.embedding import DocEmbedder
 from ..encoding.top_layers import LowerLayerOutputs, TopLayers, frozen_lower_layers
 from ..errors import Errors
 from ..learners.base import Learner
+from ..models.classifiers import Classifier
 from ..models.metric import MetricHead, prepare
 from .deep import fit_top_layers
 from .snapshot import Adaptation, fit_adaptation
@@ -177,3 +178,24 @@ def support_docs(
             raise ValueError(Errors.E036.format(label=label, description=description))
     is_description = [False] * len(labels) + [True] * len(descriptions)
     return labels + list(descriptions), docs, is_description
+
+
+def fit_classifier(
+    learner: Learner,
+    head: MetricHead,
+    settings: Dict[str, Any],
+    support: torch.Tensor,
+    support_labels: torch.Tensor,
+    n_way: int,
+    *,
+    steps: Optional[int] = None,
+    learn_rate: Optional[float] = None,
+) -> Classifier:
+    """A classifier for embedded support examples, fitted as adapt() fits one
+    with the component's settings: `steps` (None: adapt_steps, and if that is
+    None the learner's own) of `learn_rate` (None: adapt_learn_rate)."""
+    steps = settings["adapt_steps"] if steps is None else steps
+    steps = learner.inner_steps if steps is None else steps
+    learn_rate = settings["adapt_learn_rate"] if learn_rate is None else learn_rate
+    prepared = prepare(support, head.metric)
+    return learner.adapt(prepared, support_labels, n_way, head, steps=steps, learn_rate=learn_rate)

@@ -5,11 +5,12 @@ a new one."""
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy
 import torch
 
+from ..errors import Errors
 from ..learners.base import Learner
 from ..models.calibration import (
     fit_calibration,
@@ -53,6 +54,21 @@ class Adaptation:
         """(n_docs, n_labels) scores: a softmax over the classifier's logits, or
         calibrated independent sigmoids of the similarity to each prototype."""
         return self.classify(embeddings, exclusive_classes=exclusive_classes)[0]
+
+    def decide(
+        self, embeddings: torch.Tensor, settings: Dict[str, Any]
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The scores and, where the component's settings have it decide
+        (decides_in_scope), the in-scope booleans: what predict() gives."""
+        width = self.support_set.width
+        if embeddings.shape[1] != width:
+            raise ValueError(Errors.E020.format(stored=width, encoder=embeddings.shape[1]))
+        decides = decides_in_scope(settings)
+        return self.classify(
+            embeddings,
+            exclusive_classes=settings["exclusive_classes"],
+            in_scope_quantile=settings["in_scope_quantile"] if decides else None,
+        )
 
     def classify(
         self,
@@ -132,6 +148,27 @@ class Adaptation:
         assert self.head is not None and self.prototypes is not None
         with torch.no_grad():
             return self.head.similarity(embeddings, self.prototypes).max(dim=1).values
+
+
+def decides_in_scope(settings: Dict[str, Any]) -> bool:
+    """Whether the component decides from the support set which docs are in
+    scope: with an unknown_label, exclusive classes and an in_scope_quantile."""
+    return (
+        settings["unknown_label"] is not None
+        and settings["exclusive_classes"]
+        and settings["in_scope_quantile"] is not None
+    )
+
+
+def out_of_scope(
+    scores: numpy.ndarray, in_scope: Optional[numpy.ndarray], threshold: float
+) -> List[bool]:
+    """Whether each doc is out of scope: its top score is below the
+    threshold, or it is not in scope (Adaptation.in_scope)."""
+    return [
+        bool(row.max() < threshold) or (in_scope is not None and not in_scope[i])
+        for i, row in enumerate(scores)
+    ]
 
 
 def fit_adaptation(

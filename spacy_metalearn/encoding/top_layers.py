@@ -10,7 +10,7 @@ training step costs only the top layers' forward and backward passes.
 
 import contextlib
 import threading
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Any, ContextManager, Dict, Iterable, List, Optional, Sequence
 
 import numpy
 import torch
@@ -197,6 +197,17 @@ def _row_keys(args, kwargs) -> Optional[tuple]:
             key += b"|" + types[i][positions].tobytes()
         keys.append(key)
     return keys, mask
+
+
+def training_layers(
+    encoder: Model, n_layers: Optional[int], outputs: LowerLayerOutputs
+) -> ContextManager[Any]:
+    """Where meta-pretraining encodes: with `n_layers` (the component's
+    meta_train_layers) only the transformer's top layers train, the lower ones
+    frozen and their outputs kept in `outputs`; with None the whole encoder."""
+    if n_layers is None:
+        return contextlib.nullcontext()
+    return frozen_lower_layers(TopLayers(encoder, n_layers, setting="meta_train_layers"), outputs)
 
 
 @contextlib.contextmanager

@@ -5,17 +5,17 @@ everything checks out.
 Loading checks every file before the component changes (settings, support
 set, deep-adaptation start, code in the model file); it then loads the model
 and vocab, putting both back as they were if either fails, and returns the
-state for the component to take (FewShotTextCategorizer._apply)."""
+state for the component to take (SavedPipe._apply)."""
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
 import numpy
 import srsly
 from spacy.pipeline import TrainablePipe
-from spacy.util import from_bytes, to_bytes, to_disk
+from spacy.util import SimpleFrozenList, from_bytes, to_bytes, to_disk
 from thinc.api import Config
 
 from ..adaptation.deep import check_start, start_from_bytes, start_to_bytes
@@ -210,3 +210,65 @@ def load(
         deep_start=deep_start,
         backend=backend if changed else None,
     )
+
+
+class SavedPipe(TrainablePipe):
+    """A TrainablePipe that saves its settings, support set and
+    deep-adaptation start beside its model and vocab, and loads all of them
+    or nothing: the few_shot_textcat component's serialization, as spaCy's
+    TextCategorizer inherits TrainablePipe's. The subclass takes a checked
+    load in `_apply`."""
+
+    _configured: Dict[str, Any]
+
+    def _apply(self, loaded: LoadedState) -> None:
+        raise NotImplementedError
+
+    def to_bytes(self, *, exclude: Iterable[str] = SimpleFrozenList()) -> bytes:
+        """Serialize the component, with its labels and support set.
+
+        exclude (Iterable[str]): String names of serialization fields to exclude.
+        RETURNS (bytes): The serialized object.
+        """
+        self._validate_serialization_attrs()
+        return component_to_bytes(self, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = SimpleFrozenList()):
+        """Load the component from bytes; on any error it is left unchanged.
+
+        bytes_data (bytes): The data to load from.
+        exclude (Iterable[str]): String names of serialization fields to exclude.
+        RETURNS (FewShotTextCategorizer): The loaded object.
+        """
+        self._validate_serialization_attrs()
+        data = read_bytes(self.name, bytes_data, exclude)
+        self._apply(load(self, data, exclude))
+        return self
+
+    def to_disk(
+        self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()
+    ) -> None:
+        """Save the component to a directory (cfg, model, support and, after
+        deep adaptation, deep_start), each file written whole or not at all.
+
+        path (str / Path): Path to a directory, which will be created if it doesn't exist.
+        exclude (Iterable[str]): String names of serialization fields to exclude.
+        """
+        component_to_disk(self, Path(path), exclude)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()):
+        """Load the component from a directory; a missing or damaged file gives
+        an error naming it, and the component is left unchanged. Settings
+        given to spacy.load(..., config=...) win over the saved ones.
+
+        path (str / Path): Path to a directory.
+        exclude (Iterable[str]): String names of serialization fields to exclude.
+        RETURNS (FewShotTextCategorizer): The modified object.
+        """
+        path = Path(path)
+        data, load_vocab = read_disk(self, path, exclude)
+        overrides = load_time_overrides(
+            self.name, self.cfg, self._configured, path.parent / "config.cfg"
+        )
+        self._apply(load(self, data, exclude, load_vocab=load_vocab, overrides=overrides))
+        return self

@@ -12,6 +12,7 @@ from spacy.training import Example
 from spacy.util import registry
 from tqdm import tqdm
 
+from ..errors import Errors
 from ..models.classifiers import Classifier
 from .episodes import draw_episode, label_indices
 
@@ -156,11 +157,12 @@ def _class_indices(episode, part: int, device) -> torch.Tensor:
     )
 
 
-def unknown_gold_labels(examples: Iterable[Example], known: Iterable[str]) -> List[str]:
-    """Gold labels (positive or not) that are not in `known`, sorted."""
-    known = set(known)
-    gold = {label for eg in examples for label in eg.reference.cats}
-    return sorted(gold - known)
+def check_gold_labels(examples: Iterable[Example], labels: Iterable[str], name: str) -> None:
+    """E015 for gold labels (positive or not) that are not in `labels`."""
+    known = list(labels)
+    missing = sorted({label for eg in examples for label in eg.reference.cats} - set(known))
+    if missing:
+        raise ValueError(Errors.E015.format(name=name, labels=missing, known=known))
 
 
 __all__ = ["make_few_shot_scorer", "FewShotScorer", "episode_accuracies", "EPISODE_ACC"]

@@ -145,7 +145,7 @@ def test_bad_adaptation_settings_raise(steps, learn_rate):
     assert (fs.cfg["adapt_steps"], fs.cfg["adapt_learn_rate"]) == (None, None)
 
 
-def test_score_embeddings_is_what_predict_gives():
+def test_classify_embeddings_is_what_predict_gives():
     nlp = tiny_nlp()
     fs = nlp.get_pipe("few_shot_textcat")
     fs.adapt(SUPPORT, steps=5)
@@ -153,7 +153,7 @@ def test_score_embeddings_is_what_predict_gives():
     embeddings = fs.model.get_ref("encoder").predict(docs)
     predicted = fs.predict(docs)
     assert predicted.labels == fs.labels
-    assert fs.score_embeddings(embeddings) == pytest.approx(predicted.scores, abs=1e-6)
+    assert fs.classify_embeddings(embeddings).scores == pytest.approx(predicted.scores, abs=1e-6)
 
 
 @pytest.mark.parametrize("steps,learn_rate", [(-1, None), (5, 0.0), (5, -1.0)])

@@ -10,7 +10,11 @@ import spacy
 import torch
 from spacy.training import Example
 
-from spacy_metalearn.encoding.top_layers import find_transformer
+from spacy_metalearn.encoding.top_layers import (
+    LowerLayerOutputs,
+    find_transformer,
+    training_layers,
+)
 from spacy_metalearn.pipeline.settings import check_settings
 from spacy_metalearn.training.episodes import configure_episode_batcher
 
@@ -90,19 +94,20 @@ def test_the_lower_layers_run_once_per_text(tiny_bert):
     calls = count_calls(transformer_of(nlp).encoder.layer[0])
     first = episode(nlp, seed=0)
     docs = [eg.predicted for eg in first]
-    with component._meta_training():
+    encoder, outputs = component.model.get_ref("encoder"), LowerLayerOutputs()
+    with training_layers(encoder, 1, outputs):
         expected, _ = component.embedder.begin_update(docs)
-    assert calls and len(component._lower_outputs) == len(docs)
+    assert calls and len(outputs) == len(docs)
     del calls[:]
     # the same texts in another order and other batches: nothing recomputed
     component.cfg["batch_size"] = 5
     reordered = docs[::-1]
-    with component._meta_training():
+    with training_layers(encoder, 1, outputs):
         again, _ = component.embedder.begin_update(reordered)
     assert not calls
     numpy.testing.assert_allclose(again[::-1], expected, atol=1e-6, rtol=1e-5)
     # a text not seen before runs the lower layers again
-    with component._meta_training():
+    with training_layers(encoder, 1, outputs):
         component.embedder.begin_update([nlp.make_doc("a text never seen before")])
     assert calls
 

@@ -141,7 +141,7 @@ def test_incremental_adapt_is_order_independent(nlp_pair, assignment, split, ord
 
 @pytest.mark.parametrize("name", ["no-such-org/no-such-model", "/no/such/folder"])
 def test_unknown_encoder_name_says_what_works(name):
-    from spacy_metalearn.pipeline.few_shot_textcat import DEFAULT_MODEL
+    from spacy_metalearn.pipeline.factory import DEFAULT_MODEL
 
     model = {**DEFAULT_MODEL, "encoder": {**DEFAULT_MODEL["encoder"]}}
     model["encoder"]["tok2vec"] = {**DEFAULT_MODEL["encoder"]["tok2vec"], "name": name}
