@@ -280,16 +280,13 @@ class FewShotTextCategorizer(SavedPipe):
         sgd: Optional[Callable] = None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
-        """Learn from one episode (from the episode batcher): encode its support
-        and query docs, compute the meta-learner's loss and backpropagate into
-        the head and the encoder.
+        """Learn from one episode of the episode batcher (the meta-learner's
+        loss, backpropagated into the head and the encoder).
 
         examples (Iterable[Example]): One episode, marked by the episode batcher.
         drop (float): The dropout rate.
         sgd (thinc.api.Optimizer): The optimizer.
-        losses (Dict[str, float]): Optional record of the loss during training.
-            Updated using the component name as the key: the query loss of the
-            adapted classifier, comparable across learners.
+        losses (Dict[str, float]): Optional record of the loss, by component name.
         RETURNS (Dict[str, float]): The updated losses dictionary.
         """
         if losses is None:
@@ -325,10 +322,9 @@ class FewShotTextCategorizer(SavedPipe):
             self.embedder.backend.invalidate()
 
     def get_loss(self, examples: Iterable[Example], embeddings: Floats2d) -> Tuple[float, Floats2d]:
-        """The meta-learner's objective on one episode and its gradient with
-        respect to the embeddings; the head's gradients are added to its
-        parameters. The returned loss is the query cross-entropy of the
-        learner's adapted classifier (for every learner the same measure).
+        """The meta-learner's objective on one episode (reported as the query
+        cross-entropy of its adapted classifier, the same for every learner)
+        and its gradient for the embeddings; the head's go to its parameters.
 
         examples (Iterable[Example]): The episode, marked by the episode batcher.
         embeddings (Floats2d): The encoder's output for the examples' docs.
@@ -479,9 +475,8 @@ class FewShotTextCategorizer(SavedPipe):
         *,
         nlp: Optional[Language] = None,
     ) -> None:
-        """Initialize the model (loading the pretrained transformer, if any),
-        set the inner-loop step sizes to the learner's initial ones, and forget
-        all labels.
+        """Initialize the model (loading the pretrained transformer), set the
+        inner-loop step sizes to the learner's initial ones, forget all labels.
 
         get_examples (Callable[[], Iterable[Example]]): Function that returns a
             representative sample of gold-standard Example objects.
