@@ -62,19 +62,23 @@ def adapt_support(
     one to start over); see FewShotTextCategorizer.adapt().
 
     current_labels (Sequence[str]): The labels before this call.
-    steps (Optional[int]): Inner-loop steps; None: the learner's own.
+    steps (Optional[int]): Inner-loop steps; None: the adapt_steps setting
+        with exclusive classes (0 otherwise), and if that is None the
+        learner's own.
     settings (Dict[str, Any]): The component's settings (exclusive_classes,
-        unknown_label, use_label_names, adapt_learn_rate, deep_adapt_layers,
-        deep_adapt_learn_rate).
+        unknown_label, use_label_names, adapt_steps, adapt_learn_rate,
+        deep_adapt_layers, deep_adapt_learn_rate).
     embedder (DocEmbedder): Makes docs and encodes them; its begin_update is
         the forward pass deep adaptation trains through.
     hold_out (bool): Fit the held-out scores the in-scope decision needs.
     """
+    exclusive = settings["exclusive_classes"]
+    if steps is None:  # the head steps fit a softmax: exclusive classes only
+        steps = settings["adapt_steps"] if exclusive else 0
     if steps is None:
         steps = learner.inner_steps
     check_steps("steps", steps)
     check_steps("deep_steps", deep_steps)
-    exclusive = settings["exclusive_classes"]
     if steps > 0 and not exclusive:
         raise ValueError(Errors.E032.format(steps=steps))
     if deep_steps > 0 and not exclusive:

@@ -190,11 +190,16 @@ def fit_adaptation(
     support, labels = _tensors(support_set, device)
     n_labels = len(support_set.labels)
     if steps > 0:
+        # each label's examples, then its description, in the order they were
+        # added: the head's steps then sum the same rows in the same order
+        # however adapt() calls were split
+        is_description = torch.tensor(support_set.is_description, device=device)
+        canonical = torch.argsort(labels * 2 + is_description.long(), stable=True)
 
         def fit(rows: torch.Tensor, row_labels: torch.Tensor, n: int) -> Classifier:
             return learner.adapt(rows, row_labels, n, head, steps=steps, learn_rate=learn_rate)
 
-        fitted = fit(support, labels, n_labels)
+        fitted = fit(support[canonical], labels[canonical], n_labels)
         assert isinstance(fitted, LinearClassifier)
         support_set = support_set.with_head(fitted.weight.cpu().numpy(), fitted.bias.cpu().numpy())
         if hold_out:

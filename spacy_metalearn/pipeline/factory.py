@@ -11,6 +11,8 @@ from ..learners.base import Learner
 from ..training.scoring import EPISODE_ACC
 from .few_shot_textcat import FewShotTextCategorizer
 from .settings import (
+    DEFAULT_ADAPT_LEARN_RATE,
+    DEFAULT_ADAPT_STEPS,
     DEFAULT_DEEP_ADAPT_LAYERS,
     DEFAULT_DEEP_ADAPT_LEARN_RATE,
     DEFAULT_IN_SCOPE_QUANTILE,
@@ -50,8 +52,8 @@ DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
         "in_scope_quantile": DEFAULT_IN_SCOPE_QUANTILE,
         "use_label_names": True,
         "batch_size": 32,
-        "adapt_steps": None,
-        "adapt_learn_rate": None,
+        "adapt_steps": DEFAULT_ADAPT_STEPS,
+        "adapt_learn_rate": DEFAULT_ADAPT_LEARN_RATE,
         "deep_adapt_steps": 0,
         "deep_adapt_learn_rate": DEFAULT_DEEP_ADAPT_LEARN_RATE,
         "deep_adapt_layers": DEFAULT_DEEP_ADAPT_LAYERS,
@@ -116,7 +118,9 @@ def make_few_shot_textcat(
         arrival'), counted as one more example of it.
     batch_size (int): Docs encoded at once, in batches of similar length.
     adapt_steps (Optional[int]): Inner-loop steps adapt() runs on the support
-        set by default; None means the learner's own (0 for ProtoNet).
+        set by default with exclusive classes, fitting a linear head started
+        from the learner's classifier (multi-label takes 0); 0 is the instant
+        path (the prototypes); None means the learner's own (0 for ProtoNet).
     adapt_learn_rate (Optional[float]): Step size of those inner-loop steps;
         None means the learner's meta-learned one.
     deep_adapt_steps (int): Steps adapt() takes by default on the support set

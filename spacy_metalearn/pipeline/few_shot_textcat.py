@@ -43,6 +43,8 @@ from ..training.loss import episode_loss, many_way_loss
 from ..training.scoring import check_gold_labels
 from .serialization import LoadedState, SavedPipe
 from .settings import (
+    DEFAULT_ADAPT_LEARN_RATE,
+    DEFAULT_ADAPT_STEPS,
     DEFAULT_DEEP_ADAPT_LAYERS,
     DEFAULT_DEEP_ADAPT_LEARN_RATE,
     DEFAULT_IN_SCOPE_QUANTILE,
@@ -86,8 +88,8 @@ class FewShotTextCategorizer(SavedPipe):
         in_scope_quantile: Optional[float] = DEFAULT_IN_SCOPE_QUANTILE,
         use_label_names: bool = True,
         batch_size: int = 32,
-        adapt_steps: Optional[int] = None,
-        adapt_learn_rate: Optional[float] = None,
+        adapt_steps: Optional[int] = DEFAULT_ADAPT_STEPS,
+        adapt_learn_rate: Optional[float] = DEFAULT_ADAPT_LEARN_RATE,
         deep_adapt_steps: int = 0,
         deep_adapt_learn_rate: float = DEFAULT_DEEP_ADAPT_LEARN_RATE,
         deep_adapt_layers: int = DEFAULT_DEEP_ADAPT_LAYERS,
@@ -376,7 +378,8 @@ class FewShotTextCategorizer(SavedPipe):
             whose cats give the labels.
         replace (bool): Forget all current labels first.
         steps (Optional[int]): Inner-loop steps; None: the adapt_steps
-            setting, and if that is None the learner's own.
+            setting (exclusive classes; multi-label takes 0), and if that is
+            None the learner's own.
         descriptions (Optional[Dict[str, str]]): A text describing a label.
         deep_steps (Optional[int]): Deep-adaptation steps; None: the
             deep_adapt_steps setting.
@@ -389,7 +392,7 @@ class FewShotTextCategorizer(SavedPipe):
             current_labels=self.labels,
             deep_start=self._deep_start,
             replace=replace,
-            steps=self.cfg["adapt_steps"] if steps is None else steps,
+            steps=steps,
             descriptions=descriptions,
             deep_steps=self.cfg["deep_adapt_steps"] if deep_steps is None else deep_steps,
             settings=self.cfg,

@@ -12,6 +12,11 @@ from ..encoding.onnx_inference import INFERENCE_BACKENDS
 from ..errors import Errors
 from ..models.encoder import find_transformer_shim
 
+# adapt()'s head steps, chosen on all-label CLINC150 (frozen encoder, 5 and
+# 10 shots; docs/adaptation.md): 100 steps of 30 on a linear head started from
+# the prototypes; 0 is the instant path (the prototypes)
+DEFAULT_ADAPT_STEPS = 100
+DEFAULT_ADAPT_LEARN_RATE = 30.0
 # chosen on CLINC150's validation split (in-scope and out-of-scope queries, 5
 # and 10 shots, frozen encoder; benchmarks/probe_out_of_scope.py): the largest
 # quantile whose in-scope accuracy stayed within 2 points of never abstaining

@@ -34,21 +34,42 @@ def test_adapt_with_steps_learns_saves_and_reloads(learner, tmp_path):
 
 
 @pytest.mark.parametrize("learner,default_steps", [("protonet", 0), ("matching", 0), ("maml", 3)])
-def test_default_steps_are_the_learners_own(learner, default_steps):
-    nlp = tiny_nlp(learner=LEARNERS[learner])
+def test_null_steps_are_the_learners_own(learner, default_steps):
+    nlp = tiny_nlp(learner=LEARNERS[learner], adapt_steps=None, adapt_learn_rate=None)
     fs = nlp.get_pipe("few_shot_textcat")
     fs.adapt(SUPPORT)
-    explicit = tiny_nlp(learner=LEARNERS[learner])
+    explicit = tiny_nlp(learner=LEARNERS[learner], adapt_steps=None, adapt_learn_rate=None)
     explicit.get_pipe("few_shot_textcat").adapt(SUPPORT, steps=default_steps)
     for a, b in zip(cats(nlp), cats(explicit)):
         for label in a:
             assert a[label] == pytest.approx(b[label], abs=1e-6)
 
 
+def test_the_factory_default_is_100_head_steps_of_30():
+    """add_pipe's default adaptation is the measured best for exclusive
+    classes; a multi-label component takes the prototypes (no E032)."""
+    nlp = tiny_nlp()
+    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    explicit = tiny_nlp(adapt_steps=None, adapt_learn_rate=None)
+    explicit.get_pipe("few_shot_textcat").set_adaptation(None, 30.0)
+    explicit.get_pipe("few_shot_textcat").adapt(SUPPORT, steps=100)
+    instant = tiny_nlp()
+    instant.get_pipe("few_shot_textcat").adapt(SUPPORT, steps=0)
+    assert nlp.get_pipe("few_shot_textcat").adaptation.support_set.head_weight is not None
+    for a, b, c in zip(cats(nlp), cats(explicit), cats(instant)):
+        assert a == pytest.approx(b, abs=1e-6)
+        assert a != pytest.approx(c, abs=1e-3)
+    multi_label = tiny_nlp(exclusive_classes=False)
+    multi_label.get_pipe("few_shot_textcat").adapt(SUPPORT)
+    assert multi_label.get_pipe("few_shot_textcat").adaptation.support_set.head_weight is None
+    with pytest.raises(ValueError, match=r"\[E032\]"):
+        multi_label.get_pipe("few_shot_textcat").adapt(SUPPORT, steps=5)
+
+
 def test_steps_change_predictions_and_steps_zero_goes_back_to_prototypes():
     nlp = tiny_nlp()
     fs = nlp.get_pipe("few_shot_textcat")
-    fs.adapt(SUPPORT)
+    fs.adapt(SUPPORT, steps=0)
     prototype_cats = cats(nlp)
     fs.adapt(SUPPORT, replace=True, steps=20)
     assert cats(nlp) != prototype_cats
@@ -77,7 +98,7 @@ def test_adapting_in_halves_with_steps_equals_adapting_once(learner):
 
 
 def test_a_new_label_with_steps_keeps_the_earlier_ones():
-    nlp = tiny_nlp()
+    nlp = tiny_nlp(adapt_learn_rate=None)  # the meta-learned step size
     fs = nlp.get_pipe("few_shot_textcat")
     fs.adapt({"card_lost": SUPPORT["card_lost"], "refund": SUPPORT["refund"]}, steps=10)
     fs.adapt({"weather": SUPPORT["weather"]}, steps=10)
@@ -142,7 +163,7 @@ def test_bad_adaptation_settings_raise(steps, learn_rate):
     fs = tiny_nlp().get_pipe("few_shot_textcat")
     with pytest.raises(ValueError, match=r"\[E019\]"):
         fs.set_adaptation(steps, learn_rate)
-    assert (fs.cfg["adapt_steps"], fs.cfg["adapt_learn_rate"]) == (None, None)
+    assert (fs.cfg["adapt_steps"], fs.cfg["adapt_learn_rate"]) == (100, 30.0)
 
 
 def test_classify_embeddings_is_what_predict_gives():
