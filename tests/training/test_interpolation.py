@@ -16,7 +16,15 @@ from spacy_metalearn.interpolation import (
 )
 from spacy_metalearn.meta_dev import meta_dev_accuracy, read_meta_dev
 
-from ..util import synthetic_texts, tiny_bert_nlp, tiny_nlp
+from ..util import synthetic_texts, tiny_bert_nlp
+from ..util import tiny_nlp as tiny_pipeline
+
+
+def tiny_nlp(seed: int = 0):
+    """The tests' tiny pipeline, adapting by the prototypes alone (adapt_steps
+    = 0), so that the meta-dev scores follow the weights interpolated and
+    nothing else."""
+    return tiny_pipeline(seed, adapt_steps=0)
 
 
 def weights_of(nlp):
