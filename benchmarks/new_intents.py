@@ -22,6 +22,8 @@ and test classes, disjoint):
 
 Prints and writes the gain (meta-pretrained minus frozen) of every split
 and shot count, their mean and 95% confidence interval over the splits.
+results.json is rewritten after every split, with the settings it ran with;
+--resume keeps the splits it already holds (same settings) and runs the rest.
 
     python -m benchmarks.new_intents assets/protaugment_splits/BANKING77 metrics/new_intents
 """
@@ -121,12 +123,26 @@ def main(
     seed: int = typer.Option(0),
     gpu_id: int = typer.Option(-1),
     work: Path = typer.Option(Path("training/new_intents")),
+    resume: bool = typer.Option(
+        False, help="Keep the splits OUTPUT/results.json holds (same settings); run the rest"
+    ),
 ) -> None:
     pairs = read_full(data / "full.jsonl")
     groups = by_label(pairs)
     shot_counts = [int(k) for k in shots.split(",")]
-    rows = []
+    settings = {
+        "config": config.as_posix(), "shots": shot_counts, "steps": steps,
+        "eval_frequency": eval_frequency, "n_way": n_way,
+        "meta_train_layers": meta_train_layers, "learn_rate": learn_rate,
+        "adapt_steps": adapt_steps, "adapt_learn_rate": adapt_learn_rate, "grid": grid,
+        "seed": seed,
+    }  # fmt: skip
+    rows = resumed_rows(output, settings) if resume else []
+    done = {row["split"] for row in rows}
     for split in splits.split(","):
+        if split in done:
+            print(f"Split {split}: kept from {output / 'results.json'}", flush=True)
+            continue
         folder = data / "few_shot" / split
         train, valid, test = (read_labels(folder / f"labels.{part}.txt")
                               for part in ("train", "valid", "test"))  # fmt: skip
@@ -200,14 +216,31 @@ def main(
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
-        write_results(rows, shot_counts, output)  # after every split: a partial run keeps its rows
+        write_results(rows, settings, output)  # after every split: a partial run keeps its rows
 
 
-def write_results(rows: List[dict], shot_counts: Sequence[int], output: Path) -> None:
+def resumed_rows(output: Path, settings: dict) -> List[dict]:
+    """The rows of OUTPUT/results.json, when it ran with the same settings."""
+    path = output / "results.json"
+    if not path.exists():
+        return []
+    previous = json.loads(path.read_text())
+    if previous.get("settings") != settings:
+        raise typer.BadParameter(
+            f"{path} ran with other settings ({previous.get('settings')}), not {settings}: "
+            "rerun without --resume, or with another output folder",
+            param_hint="--resume",
+        )
+    return previous["rows"]
+
+
+def write_results(rows: List[dict], settings: dict, output: Path) -> None:
     """The mean gain and its 95% CI over the splits done so far, per shot
-    count: printed, and written to results.json and results.md."""
+    count: printed, and written to results.json (with the settings) and
+    results.md."""
+    rows = sorted(rows, key=lambda row: (row["split"], row["shots"]))
     summary = []
-    for k in shot_counts:
+    for k in settings["shots"]:
         of_k = [row for row in rows if row["shots"] == k]
         gain, ci = mean_ci([row["gain"] for row in of_k])
         new_gain, new_ci = mean_ci(
@@ -246,7 +279,7 @@ def write_results(rows: List[dict], shot_counts: Sequence[int], output: Path) ->
     print(table)
     output.mkdir(parents=True, exist_ok=True)
     (output / "results.json").write_text(
-        json.dumps({"rows": rows, "summary": summary}, indent=2) + "\n"
+        json.dumps({"settings": settings, "rows": rows, "summary": summary}, indent=2) + "\n"
     )
     (output / "results.md").write_text(table)
 
