@@ -20,6 +20,7 @@ from ..encoding.embedding import DocEmbedder
 from ..encoding.top_layers import LowerLayerOutputs, TopLayers, frozen_lower_layers
 from ..errors import Errors
 from ..learners.base import Learner
+from ..models.balance import LabelBalance
 from ..models.classifiers import Classifier
 from ..models.metric import MetricHead, prepare
 from .deep import fit_top_layers
@@ -67,7 +68,7 @@ def adapt_support(
         learner's own.
     settings (Dict[str, Any]): The component's settings (exclusive_classes,
         unknown_label, use_label_names, adapt_steps, adapt_learn_rate,
-        deep_adapt_layers, deep_adapt_learn_rate).
+        label_balance, logit_adjustment_tau, deep_adapt_layers, deep_adapt_learn_rate).
     embedder (DocEmbedder): Makes docs and encodes them; its begin_update is
         the forward pass deep adaptation trains through.
     hold_out (bool): Fit the held-out scores the in-scope decision needs.
@@ -116,7 +117,8 @@ def adapt_support(
             fit_top_layers(top, embedder.begin_update, docs, [index[label] for label in labels],
                            is_description, len(index), steps=deep_steps,
                            learn_rate=settings["deep_adapt_learn_rate"],
-                           outputs=lower_outputs)  # fmt: skip
+                           outputs=lower_outputs,
+                           balance=LabelBalance.from_settings(settings))  # fmt: skip
             # the support through the adapted layers, from the lower layers'
             # outputs the steps computed
             with frozen_lower_layers(top, lower_outputs):
@@ -135,6 +137,7 @@ def adapt_support(
             learn_rate=settings["adapt_learn_rate"],
             calibrate=not exclusive,
             hold_out=hold_out,
+            balance=LabelBalance.from_settings(settings),
         )
     except BaseException:
         if rollback is not None:
@@ -197,9 +200,13 @@ def fit_classifier(
 ) -> Classifier:
     """A classifier for embedded support examples, fitted as adapt() fits one
     with the component's settings: `steps` (None: adapt_steps, and if that is
-    None the learner's own) of `learn_rate` (None: adapt_learn_rate)."""
+    None the learner's own) of `learn_rate` (None: adapt_learn_rate), with
+    its label_balance."""
     steps = settings["adapt_steps"] if steps is None else steps
     steps = learner.inner_steps if steps is None else steps
     learn_rate = settings["adapt_learn_rate"] if learn_rate is None else learn_rate
     prepared = prepare(support, head.metric)
-    return learner.adapt(prepared, support_labels, n_way, head, steps=steps, learn_rate=learn_rate)
+    return learner.adapt(
+        prepared, support_labels, n_way, head, steps=steps, learn_rate=learn_rate,
+        balance=LabelBalance.from_settings(settings),
+    )  # fmt: skip

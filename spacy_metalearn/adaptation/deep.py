@@ -6,7 +6,9 @@ Each step is one ProtoNet episode made from the support set (Snell et al.
 2017, the objective meta-pretraining uses): every label's examples are split
 at random into a pseudo-support, which with the label's description makes its
 prototype, and pseudo-queries, whose cross-entropy over the cosine
-similarities to the prototypes (at a fixed scale) is minimised with Adam. The
+similarities to the prototypes (at a fixed scale) is minimised with Adam,
+every label's pseudo-queries weighing the same unless label_balance is "none"
+(models/balance.py). The
 layers below the top ones are frozen (encoding/top_layers.py): they run once per text, without
 dropout, and their output is reused at every step and for encoding the
 support with the adapted layers afterwards (pass the same LowerLayerOutputs).
@@ -30,6 +32,7 @@ from ..encoding.top_layers import (
     find_transformer,
     frozen_lower_layers,
 )
+from ..models.balance import LabelBalance
 
 # the cosine scale of the adaptation loss, as in the probe that chose the steps
 DEEP_ADAPT_SCALE = 20.0
@@ -97,16 +100,25 @@ def pseudo_episode(
 
 
 def episode_loss(
-    embeddings: torch.Tensor, labels: torch.Tensor, n_support: int, n_labels: int
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    n_support: int,
+    n_labels: int,
+    balance: LabelBalance = LabelBalance(),
 ) -> torch.Tensor:
     """ProtoNet's query loss at a fixed cosine scale: the first `n_support`
     rows make the prototypes (normalised sums of unit vectors), the others are
-    the queries."""
+    the queries, each label's weighing the same unless `balance` is "none"."""
     x = F.normalize(embeddings, dim=-1, eps=1e-12)
     sums = x.new_zeros(n_labels, x.shape[1]).index_add(0, labels[:n_support], x[:n_support])
     prototypes = F.normalize(sums, dim=-1, eps=1e-12)
     logits = DEEP_ADAPT_SCALE * x[n_support:] @ prototypes.T
-    return F.cross_entropy(logits, labels[n_support:])
+    query_labels = labels[n_support:]
+    weights = balance.label_weights(query_labels, n_labels)
+    if weights is None:
+        return F.cross_entropy(logits, query_labels)
+    rows = F.cross_entropy(logits, query_labels, reduction="none")
+    return (rows * weights.to(rows.dtype)).mean()
 
 
 def fit_top_layers(
@@ -121,6 +133,7 @@ def fit_top_layers(
     learn_rate: float,
     seed: int = 0,
     outputs: Optional[LowerLayerOutputs] = None,
+    balance: LabelBalance = LabelBalance(),
 ) -> List[float]:
     """Take `steps` Adam steps of the episode loss on pseudo-episodes of the
     support set, updating the top layers only (the others are frozen by
@@ -134,6 +147,7 @@ def fit_top_layers(
     outputs (Optional[LowerLayerOutputs]): Where the lower layers' outputs
         are kept (default: for these steps only); pass one to reuse them for
         encoding the support with the adapted layers afterwards.
+    balance (LabelBalance): See episode_loss.
     RETURNS (List[float]): The loss of each step.
     """
     rng = random.Random(seed)
@@ -152,7 +166,7 @@ def fit_top_layers(
                 output, backprop = begin_update(docs)
                 embeddings = xp2torch(output, requires_grad=True)
                 labels = torch.tensor([label_ids[i] for i in rows], device=embeddings.device)
-                loss = episode_loss(embeddings[rows], labels, len(support), n_labels)
+                loss = episode_loss(embeddings[rows], labels, len(support), n_labels, balance)
                 loss.backward()
                 optimizer.zero_grad()
                 backprop(torch2xp(embeddings.grad))

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import Errors
 from ..learners.base import Learner
+from ..models.balance import LabelBalance, weighted_quantile
 from ..models.calibration import (
     fit_calibration,
     leave_one_out_similarities,
@@ -34,6 +35,7 @@ class Adaptation:
         similarity to its own label's prototype without it (labels with two or
         more rows only; descriptions are no examples): what in-scope
         similarities look like.
+    left_out_labels (Optional[torch.Tensor]): The label of each of those.
     """
 
     support_set: SupportSet
@@ -41,6 +43,7 @@ class Adaptation:
     prototypes: Optional[torch.Tensor] = None
     head: Optional[MetricHead] = None
     left_out_similarities: Optional[torch.Tensor] = None
+    left_out_labels: Optional[torch.Tensor] = None
 
     @classmethod
     def empty(cls) -> "Adaptation":
@@ -68,6 +71,7 @@ class Adaptation:
             embeddings,
             exclusive_classes=settings["exclusive_classes"],
             in_scope_quantile=settings["in_scope_quantile"] if decides else None,
+            balance=LabelBalance.from_settings(settings),
         )
 
     def classify(
@@ -76,6 +80,7 @@ class Adaptation:
         *,
         exclusive_classes: bool,
         in_scope_quantile: Optional[float] = None,
+        balance: LabelBalance = LabelBalance(),
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The scores (see scores()) and, with `in_scope_quantile`, the
         in-scope booleans (see in_scope()), the classifier's logits computed
@@ -92,37 +97,52 @@ class Adaptation:
                 scores = torch.sigmoid(slope * similarity + offset)
         if in_scope_quantile is None:
             return scores, None
-        return scores, self.in_scope(embeddings, in_scope_quantile, logits=logits)
+        return scores, self.in_scope(embeddings, in_scope_quantile, logits=logits, balance=balance)
 
     def in_scope(
-        self, embeddings: torch.Tensor, quantile: float, *, logits: Optional[torch.Tensor] = None
+        self,
+        embeddings: torch.Tensor,
+        quantile: float,
+        *,
+        logits: Optional[torch.Tensor] = None,
+        balance: LabelBalance = LabelBalance(),
     ) -> Optional[torch.Tensor]:
         """(n_docs,) booleans: whether each doc's in-scope score reaches all
         but `quantile` of what the support's examples score held out (see
-        in_scope_scores). None when there is nothing to calibrate on (no
-        label with two examples).
+        in_scope_scores), each label's examples weighing the same unless
+        `balance` is "none". None when there is nothing to calibrate on
+        (no label with two examples).
 
         logits (Optional[torch.Tensor]): The classifier's logits of
             `embeddings`, where already computed.
         """
         held_out = self.held_out_in_scope_scores
-        if held_out is None or not len(held_out):
+        if held_out is None or not len(held_out[0]):
             return None
-        threshold = torch.quantile(held_out, quantile)
+        values, labels = held_out
+        weights = balance.label_weights(labels, len(self.labels))
+        threshold = weighted_quantile(values, quantile, weights)
         scores = self.in_scope_scores(embeddings, logits=logits)
         return scores >= threshold.to(scores.dtype)
 
     @cached_property
-    def held_out_in_scope_scores(self) -> Optional[torch.Tensor]:
+    def held_out_in_scope_scores(self) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
         """The in-scope scores of the support's examples, each held out of
-        what scores it: its top logit from the head refitted without it where
-        adapt() computed those (see held_out.py), else its similarity to its
-        own label's prototype without it."""
+        what scores it, and their labels: its top logit from the head
+        refitted without it where adapt() computed those (see held_out.py),
+        else its similarity to its own label's prototype without it."""
         if self._decides_by_head:
             assert self.prototypes is not None
             held_out = self.support_set.held_out_scores
-            return torch.tensor(held_out[~numpy.isnan(held_out)], device=self.prototypes.device)
-        return self.left_out_similarities
+            kept = ~numpy.isnan(held_out)
+            device = self.prototypes.device
+            return (
+                torch.tensor(held_out[kept], device=device),
+                torch.tensor(self.support_set.label_ids[kept], device=device),
+            )
+        if self.left_out_similarities is None or self.left_out_labels is None:
+            return None
+        return self.left_out_similarities, self.left_out_labels
 
     def in_scope_scores(
         self, embeddings: torch.Tensor, *, logits: Optional[torch.Tensor] = None
@@ -181,10 +201,13 @@ def fit_adaptation(
     learn_rate: Optional[float],
     calibrate: bool,
     hold_out: bool = False,
+    balance: LabelBalance = LabelBalance(),
 ) -> Adaptation:
     """Fit what a support set needs (a linear head when `steps` > 0, and
     with `hold_out` the head's held-out scores for the in-scope decision; the
-    multi-label calibration when `calibrate`) and build its classifier."""
+    multi-label calibration when `calibrate`) and build its classifier.
+    `balance` keeps the support's label frequencies out of both
+    (models/balance.py)."""
     if not support_set.labels:
         return Adaptation(support_set)
     support, labels = _tensors(support_set, device)
@@ -197,7 +220,10 @@ def fit_adaptation(
         canonical = torch.argsort(labels * 2 + is_description.long(), stable=True)
 
         def fit(rows: torch.Tensor, row_labels: torch.Tensor, n: int) -> Classifier:
-            return learner.adapt(rows, row_labels, n, head, steps=steps, learn_rate=learn_rate)
+            return learner.adapt(
+                rows, row_labels, n, head, steps=steps, learn_rate=learn_rate,
+                balance=balance,
+            )  # fmt: skip
 
         fitted = fit(support[canonical], labels[canonical], n_labels)
         assert isinstance(fitted, LinearClassifier)
@@ -209,7 +235,7 @@ def fit_adaptation(
             )
     if calibrate:
         support_set = support_set.with_calibration(
-            fit_calibration(*leave_one_out_similarities(support, labels, n_labels, head))
+            fit_calibration(*leave_one_out_similarities(support, labels, n_labels, head, balance))
         )
     return build_adaptation(support_set, learner, head, device)
 
@@ -235,7 +261,8 @@ def build_adaptation(
     prototypes = torch.tensor(support_set.means, device=device)
     own, has_other = own_class_left_out(support, labels, n_labels, head)
     is_example = ~torch.tensor(support_set.is_description, device=device)
-    return Adaptation(support_set, classifier, prototypes, head, own[has_other & is_example])
+    left_out = has_other & is_example
+    return Adaptation(support_set, classifier, prototypes, head, own[left_out], labels[left_out])
 
 
 def _tensors(support_set: SupportSet, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import check_integer, check_positive
+from ..models.balance import LabelBalance
 from ..models.classifiers import (
     Classifier,
     LinearClassifier,
@@ -72,6 +73,7 @@ class Learner:
         *,
         steps: int,
         learn_rate: Optional[float] = None,
+        balance: LabelBalance = LabelBalance(),
     ) -> Classifier:
         """A classifier for a support set, with no gradient to the encoder or the
         meta-parameters: the instant one, or `steps` inner-loop steps from this
@@ -79,6 +81,8 @@ class Learner:
 
         learn_rate (Optional[float]): Step size for both the weight and the
             bias; None uses the head's meta-learned step sizes.
+        balance (LabelBalance): How the steps keep the support's label
+            frequencies out of the head (default: they keep them).
         """
         head, support = head.detached(), support.detach()
         if steps == 0:
@@ -87,10 +91,14 @@ class Learner:
         step_sizes = head.log_inner_lr.exp()
         if learn_rate is not None:
             step_sizes = torch.full_like(step_sizes, learn_rate)
+        weights = balance.loss_weights(support_labels, n_way)
         with torch.enable_grad():
             start = self.start(support, support_labels, n_way, head)
-            adapted, _ = inner_loop(start, support, support_labels, step_sizes, steps)
-        return LinearClassifier(adapted.weight.detach(), adapted.bias.detach(), head.metric)
+            adapted, _ = inner_loop(
+                start, support, support_labels, step_sizes, steps, row_weights=weights
+            )
+        bias = balance.adjust_bias(adapted.bias.detach(), support_labels, n_way)
+        return LinearClassifier(adapted.weight.detach(), bias, head.metric)
 
 
 def inner_loop(
@@ -101,6 +109,7 @@ def inner_loop(
     steps: int,
     *,
     second_order: bool = False,
+    row_weights: Optional[torch.Tensor] = None,
 ) -> Tuple[LinearClassifier, List[torch.Tensor]]:
     """Gradient descent on the support loss w.r.t. a linear classifier:
     theta_{i+1} = theta_i - alpha * grad L_support(theta_i), alpha being one step
@@ -110,6 +119,8 @@ def inner_loop(
     second_order (bool): Keep the graph of the inner gradients, so an outer
         loss differentiates through them (MAML); False treats them as
         constants (first order: FOMAML, Reptile, adaptation).
+    row_weights (Optional[torch.Tensor]): (n_support,) weight of each row in
+        the loss, with a mean of 1; None weighs every row the same.
     RETURNS (Tuple[LinearClassifier, List[torch.Tensor]]): The adapted
         classifier and the support loss before each step.
     """
@@ -121,7 +132,11 @@ def inner_loop(
     losses = []
     for _ in range(steps):
         logits = LinearClassifier(weight, bias, start.metric).logits(support)
-        loss = F.cross_entropy(logits, support_labels)
+        if row_weights is None:
+            loss = F.cross_entropy(logits, support_labels)
+        else:
+            rows = F.cross_entropy(logits, support_labels, reduction="none")
+            loss = (rows * row_weights.to(rows.dtype)).mean()
         d_weight, d_bias = torch.autograd.grad(loss, (weight, bias), create_graph=second_order)
         weight = weight - step_sizes[0] * d_weight
         bias = bias - step_sizes[1] * d_bias

@@ -16,6 +16,8 @@ from .settings import (
     DEFAULT_DEEP_ADAPT_LAYERS,
     DEFAULT_DEEP_ADAPT_LEARN_RATE,
     DEFAULT_IN_SCOPE_QUANTILE,
+    DEFAULT_LABEL_BALANCE,
+    DEFAULT_LOGIT_ADJUSTMENT_TAU,
 )
 
 default_model_config = """
@@ -54,6 +56,8 @@ DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
         "batch_size": 32,
         "adapt_steps": DEFAULT_ADAPT_STEPS,
         "adapt_learn_rate": DEFAULT_ADAPT_LEARN_RATE,
+        "label_balance": DEFAULT_LABEL_BALANCE,
+        "logit_adjustment_tau": DEFAULT_LOGIT_ADJUSTMENT_TAU,
         "deep_adapt_steps": 0,
         "deep_adapt_learn_rate": DEFAULT_DEEP_ADAPT_LEARN_RATE,
         "deep_adapt_layers": DEFAULT_DEEP_ADAPT_LAYERS,
@@ -88,6 +92,8 @@ def make_few_shot_textcat(
     batch_size: int,
     adapt_steps: Optional[int],
     adapt_learn_rate: Optional[float],
+    label_balance: str,
+    logit_adjustment_tau: float,
     deep_adapt_steps: int,
     deep_adapt_learn_rate: float,
     deep_adapt_layers: int,
@@ -123,6 +129,18 @@ def make_few_shot_textcat(
         path (the prototypes); None means the learner's own (0 for ProtoNet).
     adapt_learn_rate (Optional[float]): Step size of those inner-loop steps;
         None means the learner's meta-learned one.
+    label_balance (str): How adaptation keeps the support's label counts out
+        of its predictions, so that a label with 5 examples beside labels
+        with 100 is not drowned: "logit_adjustment" (the head's bias loses
+        logit_adjustment_tau times each label's log share of the support),
+        "reweighting" (each label's rows weigh the same in the head's loss) or
+        "none" (the head learns the support's frequencies, for supports whose
+        counts are the traffic's). Unless "none", the in-scope threshold, the
+        multi-label calibration and deep adaptation weight every label the
+        same too. With equal counts all three predict the same.
+    logit_adjustment_tau (float): In [0, 1]: how much of the log label
+        frequencies logit adjustment takes out (1 balances every label's
+        errors; less keeps more of the old labels' accuracy beside new ones).
     deep_adapt_steps (int): Steps adapt() takes by default on the support set
         through the top layers of the component's own transformer before
         building the classifier (deep adaptation); 0 turns it off.
@@ -154,6 +172,8 @@ def make_few_shot_textcat(
         batch_size=batch_size,
         adapt_steps=adapt_steps,
         adapt_learn_rate=adapt_learn_rate,
+        label_balance=label_balance,
+        logit_adjustment_tau=logit_adjustment_tau,
         deep_adapt_steps=deep_adapt_steps,
         deep_adapt_learn_rate=deep_adapt_learn_rate,
         deep_adapt_layers=deep_adapt_layers,

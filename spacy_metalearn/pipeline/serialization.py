@@ -26,7 +26,12 @@ from ..errors import Errors
 from ..outputs import write_atomically
 from .payload import find_code_in_model
 from .saved_weights import check_model_values, load_model_strictly, model_bytes_or_none
-from .settings import check_meta_train_layers, check_settings, normalized_settings
+from .settings import (
+    SETTINGS_SINCE,
+    check_meta_train_layers,
+    check_settings,
+    normalized_settings,
+)
 
 FIELDS = ("cfg", "vocab", "model", "support", "deep_start")
 # files a saved component must have (deep_start only after deep adaptation)
@@ -147,6 +152,8 @@ def load(
         try:
             # the standard library's parser: srsly's reads 0.7 as 0.7000000000000001
             cfg = json.loads(data["cfg"])
+            if isinstance(cfg, dict):
+                cfg = {**{k: v for k, v in SETTINGS_SINCE.items() if k not in cfg}, **cfg}
             if not isinstance(cfg, dict) or set(cfg) != set(component.cfg):
                 raise ValueError(f"expected the settings {sorted(component.cfg)}")
             check_settings(cfg)

@@ -324,14 +324,14 @@ def test_scorer_adapts_episodes_as_the_pipeline_adapts():
     calls = []
     adapt = fs.learner.adapt
 
-    def spy(*args, steps, learn_rate=None):
-        calls.append((steps, learn_rate))
-        return adapt(*args, steps=steps, learn_rate=learn_rate)
+    def spy(*args, steps, learn_rate=None, balance):
+        calls.append((steps, learn_rate, balance.method))
+        return adapt(*args, steps=steps, learn_rate=learn_rate, balance=balance)
 
     fs.learner.adapt = spy
     with pytest.warns(UserWarning, match="W001"):
         nlp.evaluate(episode_examples(nlp, synthetic_texts(6, 12, seed=1)))
-    assert len(calls) == 100 and set(calls) == {(7, 3.0)}
+    assert len(calls) == 100 and set(calls) == {(7, 3.0, "logit_adjustment")}
 
 
 def test_update_skips_empty_docs():

@@ -94,7 +94,9 @@ def test_the_prototypes_keep_the_leave_one_out_similarities():
     fs = nlp.get_pipe("few_shot_textcat")
     fs.adapt(SUPPORT, steps=0)
     assert fs.adaptation.support_set.held_out_scores is None
-    assert torch.equal(fs.adaptation.held_out_in_scope_scores, fs.adaptation.left_out_similarities)
+    scores, labels = fs.adaptation.held_out_in_scope_scores
+    assert torch.equal(scores, fs.adaptation.left_out_similarities)
+    assert torch.equal(labels, fs.adaptation.left_out_labels)
 
 
 def test_adapting_again_holds_out_every_example():
