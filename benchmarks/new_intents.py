@@ -15,10 +15,11 @@ and test classes, disjoint):
 4. `python -m spacy_metalearn evaluate` adapts all-label to the test classes
    from K examples each (K in --shots, drawn with the seed) and predicts the
    rest of their utterances, with the interpolated pipeline and with the
-   frozen encoder, both with --adapt-steps head steps of --adapt-learn-rate;
-5. the generalized case: adapt to the train classes with most of their
-   utterances and the test classes with K each, and score old (train) and
-   new (test) labels apart, for both pipelines.
+   frozen encoder, both with --adapt-steps head steps of --adapt-learn-rate.
+
+The generalized case (the train classes as old labels beside the test classes
+as new ones) is benchmarks/new_labels.py, which reads the pipelines this
+leaves in WORK/NN/model-interpolated (--meta-models).
 
 Prints and writes the gain (meta-pretrained minus frozen) of every split
 and shot count, their mean and 95% confidence interval over the splits.
@@ -42,8 +43,6 @@ import typer
 Pairs = List[Tuple[str, str]]
 # Student's t at 0.975 for 1..9 degrees of freedom (a 95% interval over splits)
 T_975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262]
-# the share of an old label's utterances kept for testing in the generalized case
-OLD_TEST_SHARE = 0.2
 DEV_SHOTS = 10
 # test utterances per valid class in the meta-dev task (keeps interpolate quick)
 DEV_TEST_PER_CLASS = 40
@@ -187,23 +186,6 @@ def main(
                                adapt_steps, adapt_learn_rate)
                 for name, model in (("meta", str(chosen)), ("frozen", "default"))
             }  # fmt: skip
-            # the generalized case: the old labels with most of their data too
-            old_support, old_test = [], []
-            for label in train:
-                texts = groups[label]
-                cut = int(len(texts) * (1 - OLD_TEST_SHARE))
-                old_support += [(t, label) for t in texts[:cut]]
-                old_test += [(t, label) for t in texts[cut:]]
-            g = here / f"generalized_{k}shot"
-            g_support = write_jsonl(g / "support.jsonl", old_support + support)
-            g_old = write_jsonl(g / "test_old.jsonl", old_test)
-            g_new = write_jsonl(g / "test_new.jsonl", test_pairs)
-            generalized = {
-                f"{name}_{part}": evaluate(model, g_support, path, g / f"{name}_{part}.json",
-                                           adapt_steps, adapt_learn_rate)
-                for name, model in (("meta", str(chosen)), ("frozen", "default"))
-                for part, path in (("old", g_old), ("new", g_new))
-            }  # fmt: skip
             rows.append(
                 {
                     "split": split,
@@ -212,7 +194,6 @@ def main(
                     "frozen": accuracy["frozen"],
                     "gain": accuracy["meta"] - accuracy["frozen"],
                     "chosen": interpolation.get("chosen"),
-                    **{f"generalized_{key}": value for key, value in generalized.items()},
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -243,12 +224,6 @@ def write_results(rows: List[dict], settings: dict, output: Path) -> None:
     for k in settings["shots"]:
         of_k = [row for row in rows if row["shots"] == k]
         gain, ci = mean_ci([row["gain"] for row in of_k])
-        new_gain, new_ci = mean_ci(
-            [row["generalized_meta_new"] - row["generalized_frozen_new"] for row in of_k]
-        )
-        old_gain, old_ci = mean_ci(
-            [row["generalized_meta_old"] - row["generalized_frozen_old"] for row in of_k]
-        )
         summary.append(
             {
                 "shots": k,
@@ -257,23 +232,16 @@ def write_results(rows: List[dict], settings: dict, output: Path) -> None:
                 "frozen": statistics.mean(row["frozen"] for row in of_k),
                 "gain": gain,
                 "gain_ci95": ci,
-                "generalized_new_gain": new_gain,
-                "generalized_new_gain_ci95": new_ci,
-                "generalized_old_gain": old_gain,
-                "generalized_old_gain_ci95": old_ci,
             }
         )
     lines = [
-        "| shots | splits | frozen | meta-pretrained | gain (95% CI) "
-        "| generalized: new labels gain | old labels gain |",
-        "|---|---|---|---|---|---|---|",
+        "| shots | splits | frozen | meta-pretrained | gain (95% CI) |",
+        "|---|---|---|---|---|",
     ]
     for row in summary:
         lines.append(
             f"| {row['shots']} | {row['splits']} | {row['frozen']:.2f} | {row['meta']:.2f} "
-            f"| {row['gain']:+.2f} ± {row['gain_ci95']:.2f} "
-            f"| {row['generalized_new_gain']:+.2f} ± {row['generalized_new_gain_ci95']:.2f} "
-            f"| {row['generalized_old_gain']:+.2f} ± {row['generalized_old_gain_ci95']:.2f} |"
+            f"| {row['gain']:+.2f} ± {row['gain_ci95']:.2f} |"
         )
     table = "\n".join(lines) + "\n"
     print(table)

@@ -267,3 +267,7 @@ class Errors(metaclass=_MessagesWithCodes):
         "whole file for one bad row: classify it with --engine local, which "
         "reports bad rows one by one and classifies the rest."
     )
+    E067 = (
+        "The old and new labels of {where} overlap: {labels}. A benchmark of "
+        "new labels beside old ones needs every label on one side only."
+    )

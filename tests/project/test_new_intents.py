@@ -28,9 +28,7 @@ def test_the_interval_over_five_splits_uses_t_with_four_degrees_of_freedom():
 
 
 def row(split, shots, gain):
-    return {"split": split, "shots": shots, "meta": 80.0 + gain, "frozen": 80.0, "gain": gain,
-            "generalized_meta_new": 10.0, "generalized_frozen_new": 9.0,
-            "generalized_meta_old": 95.0, "generalized_frozen_old": 95.0}  # fmt: skip
+    return {"split": split, "shots": shots, "meta": 80.0 + gain, "frozen": 80.0, "gain": gain}
 
 
 def test_a_resumed_run_keeps_the_splits_done_with_the_same_settings(tmp_path):
