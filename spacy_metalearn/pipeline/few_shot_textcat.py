@@ -379,6 +379,7 @@ class FewShotTextCategorizer(SavedPipe):
         that many inner-loop steps. With `deep_steps` > 0 the transformer's top
         layers first train on the support set, which must then be whole
         (replace=True, or no labels yet). Nothing changes unless all succeeds.
+        A component never initialized is initialized first (initialize()).
 
         data (SupportData): A mapping label -> texts (str or Doc), or Examples
             whose cats give the labels.
@@ -392,6 +393,8 @@ class FewShotTextCategorizer(SavedPipe):
         RETURNS (Dict[str, Any]): {"added": {label: n}, "updated": {label: n},
             "removed": [labels]}, n being the number of examples used.
         """
+        if not self.is_initialized:  # added to a pipeline and never initialized
+            self.initialize(nlp=self.nlp)
         adapted = adapt_support(
             data,
             base=SupportSet.empty() if replace else self._adaptation.support_set,
@@ -468,6 +471,12 @@ class FewShotTextCategorizer(SavedPipe):
         return metric_head(self.model.get_ref("head"))
 
     @property
+    def is_initialized(self) -> bool:
+        """Whether the model's weights are there: initialize() or loading put
+        them in; adapt() calls initialize() first where they are not."""
+        return bool(self.model.get_ref("head").has_param("log_scale"))
+
+    @property
     def device(self) -> torch.device:
         """Where the model's weights are (the CPU, or the GPU of --gpu-id)."""
         return xp2torch(self.model.ops.alloc1f(1)).device
@@ -480,22 +489,30 @@ class FewShotTextCategorizer(SavedPipe):
 
     def initialize(
         self,
-        get_examples: Callable[[], Iterable[Example]],
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
         *,
         nlp: Optional[Language] = None,
     ) -> None:
         """Initialize the model (loading the pretrained transformer), set the
         inner-loop step sizes to the learner's initial ones, forget all labels.
+        The component needs no examples (its labels come from adapt()), so
+        `fs.initialize()` alone adds it to a pipeline whose other components
+        stay as they are.
 
-        get_examples (Callable[[], Iterable[Example]]): Function that returns a
-            representative sample of gold-standard Example objects.
+        get_examples (Optional[Callable[[], Iterable[Example]]]): Function that
+            returns a sample of Example objects, or none.
         nlp (Language): The current nlp object the component is part of.
         """
-        validate_get_examples(get_examples, "FewShotTextCategorizer.initialize")
+        examples = []
+        if get_examples is not None:
+            if not callable(get_examples):
+                validate_get_examples(get_examples, "FewShotTextCategorizer.initialize")
+            examples = list(islice(get_examples(), 10))
+            validate_examples(examples, "FewShotTextCategorizer.initialize")
         if nlp is not None:
             self.nlp = nlp
             self.embedder.nlp = nlp
-        docs = [eg.reference for eg in islice(get_examples(), 10)]
+        docs = [eg.reference for eg in examples] or [Doc(self.vocab, words=["x", "y", "z"])]
         try:
             self.model.initialize(X=docs)
         except (OSError, HFValidationError) as e:  # a model transformers cannot find
