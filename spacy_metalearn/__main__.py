@@ -33,7 +33,7 @@ from .outputs import check_output_file, check_output_folder, save_pipeline, writ
 app = typer.Typer(name="spacy_metalearn", help="Few-shot text classification for spaCy.")
 
 MODEL_HELP = "Pipeline name or path, or 'default' (frozen all-MiniLM-L6-v2)"
-DATA_HELP = ".jsonl / .csv file or a folder with seq.in and label"
+DATA_HELP = ".jsonl / .csv / .spacy (DocBin with cats) file or a folder with seq.in and label"
 STEPS_HELP = "Inner-loop steps on the support set at adaptation (default: the pipeline's setting)"
 LEARN_RATE_HELP = "Step size of those steps (default: the pipeline's setting)"
 DEEP_STEPS_HELP = (
@@ -127,12 +127,12 @@ def adapt_cli(
     empty folder or a pipeline, never the inputs or the current directory."""
     inputs = [support_path] + ([Path(model)] if Path(model).exists() else [])
     check_output_folder(output, force=force, inputs=inputs)
+    support = group_by_label(read_labelled(support_path))  # bad input: before the model loads
     use_gpu(gpu_id)
     nlp = load_pipeline(model)
     component = find_component(nlp)
     if inference_backend is not None:
         component.set_inference_backend(inference_backend)
-    support = group_by_label(read_labelled(support_path))
     start = time.perf_counter()
     changes = component.adapt(support, replace=replace, deep_steps=deep_steps)
     seconds = time.perf_counter() - start
@@ -164,6 +164,7 @@ def evaluate_cli(
     time to encode the support texts with the bare encoder."""
     if output is not None:
         check_output_file(output, force=force)
+    support, test = read_labelled(support_path), read_labelled(test_path)
     use_gpu(gpu_id)
     nlp = load_configured(model, steps, learn_rate, deep_steps, inference_backend)
     cfg = find_component(nlp).cfg
@@ -173,11 +174,7 @@ def evaluate_cli(
     result.update(
         deep_adapt_steps=cfg["deep_adapt_steps"], deep_adapt_learn_rate=cfg["deep_adapt_learn_rate"]
     )
-    result.update(
-        evaluate_all_labels(
-            nlp, read_labelled(support_path), read_labelled(test_path), repeats=repeats
-        )
-    )
+    result.update(evaluate_all_labels(nlp, support, test, repeats=repeats))
     columns = ["model", "adapt_steps", "deep_adapt_steps", "n_labels", "n_support", "accuracy",
                "adapt_seconds", "encode_seconds", "adapt_over_encode",
                "predict_docs_per_second"]  # fmt: skip

@@ -1,5 +1,6 @@
-"""Reading labelled texts: JSONL, CSV, or a folder of line-aligned `seq.in` and
-`label` files (the format of the public few-shot intent detection splits)."""
+"""Reading labelled texts: JSONL, CSV, a .spacy DocBin with doc.cats (what
+spaCy's textcat trains on), or a folder of line-aligned `seq.in` and `label`
+files (the format of the public few-shot intent detection splits)."""
 
 import csv
 import json
@@ -10,6 +11,7 @@ from typing import Dict, List, Tuple, Union
 
 import spacy
 from spacy.tokens import DocBin
+from spacy.vocab import Vocab
 
 from .adaptation.support import has_visible_text
 from .errors import Errors
@@ -23,7 +25,9 @@ def read_labelled(path: Union[str, Path]) -> List[Tuple[str, str]]:
     """Read (text, label) pairs.
 
     path (Union[str, Path]): a .jsonl file (keys text/sentence and label), a .csv
-        file with a header (columns text and label/category), or a folder holding
+        file with a header (columns text and label/category), a .spacy DocBin
+        (each doc's text with every label its cats give at least 0.5: one for
+        exclusive classes, any number for multi-label), or a folder holding
         `seq.in` and `label`.
     RETURNS (List[Tuple[str, str]]): The pairs, in file order.
     """
@@ -36,6 +40,8 @@ def read_labelled(path: Union[str, Path]) -> List[Tuple[str, str]]:
         pairs = _read_jsonl(path)
     elif path.suffix == ".csv":
         pairs = _read_csv(path)
+    elif path.suffix == ".spacy":
+        pairs = _read_docbin(path)
     else:
         raise ValueError(Errors.E023.format(path=path))
     if not pairs:
@@ -136,6 +142,25 @@ def _read_csv(path: Path) -> List[Tuple[str, str]]:
                 raise ValueError(Errors.E024.format(path=path, problem=problem))
             pairs.append(_pick(dict(zip(header, row)), path, f"row {number}"))
         return pairs
+
+
+def _read_docbin(path: Path) -> List[Tuple[str, str]]:
+    try:
+        docs = list(DocBin().from_bytes(path.read_bytes()).get_docs(Vocab()))
+    except Exception as e:  # msgpack and zlib have many ways to refuse a damaged file
+        raise ValueError(Errors.E024.format(path=path, problem=f"it is not a DocBin ({e})")) from e
+    pairs = []
+    for number, doc in enumerate(docs, 1):
+        where = f"doc {number}"
+        if not all(isinstance(score, (int, float)) for score in doc.cats.values()):
+            problem = f"{where} has cats that are not numbers ({doc.cats})"
+            raise ValueError(Errors.E024.format(path=path, problem=problem))
+        labels = [label for label, score in doc.cats.items() if score >= 0.5]
+        if not labels:
+            problem = f"{where} has no label: none of its cats {doc.cats} is at least 0.5"
+            raise ValueError(Errors.E024.format(path=path, problem=problem))
+        pairs += [_checked(doc.text, label, path, where) for label in labels]
+    return pairs
 
 
 def _pick(record, path: Path, where: str) -> Tuple[str, str]:

@@ -47,12 +47,13 @@ class Errors(metaclass=_MessagesWithCodes):
         "it: it carries no information about the label."
     )
     E007 = (
-        "adapt() got an Example without a positive label in its cats ({cats}). "
-        "Each Example needs at least one label with a score of 1.0."
+        "adapt() got an Example or Doc without a positive label in its cats "
+        "({cats}). Each needs at least one label with a score of at least 0.5."
     )
     E008 = (
-        "adapt() expects a mapping of label -> texts or an iterable of Examples, "
-        "but got an item of type {type}."
+        "adapt() expects a mapping of label -> texts, or an iterable of Examples "
+        "or of Docs with cats (as a DocBin's get_docs() gives them), but got an "
+        "item of type {type}."
     )
     E009 = "Label '{label}' is not among the labels of component '{name}': {labels}."
     E010 = (
@@ -61,7 +62,7 @@ class Errors(metaclass=_MessagesWithCodes):
     )
     E011 = (
         "An exclusive few_shot_textcat expects exactly one positive label per "
-        "Example, but got {n} ({labels}). Set exclusive_classes = false for "
+        "Example or Doc, but got {n} ({labels}). Set exclusive_classes = false for "
         "multi-label data."
     )
     E012 = (
@@ -107,8 +108,8 @@ class Errors(metaclass=_MessagesWithCodes):
     )
     E022 = "Unknown distance metric {metric!r}. Choose one of: {choices}."
     E023 = (
-        "Cannot read '{path}': expected a .jsonl or .csv file, or a folder with "
-        "'seq.in' and 'label' files."
+        "Cannot read '{path}': expected a .jsonl, .csv or .spacy (DocBin) file, or "
+        "a folder with 'seq.in' and 'label' files."
     )
     E024 = "Cannot read '{path}': {problem}."
     E025 = "'{path}' already exists. Choose another output or pass --force to replace it."

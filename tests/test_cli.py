@@ -462,3 +462,35 @@ def test_episodes_with_an_empty_labels_file_says_so(files):
     args = ["episodes", str(tmp_path / "blank_pipeline"), str(support), "--labels", str(labels)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "[E049]" in result.output
+
+
+def test_adapt_reads_a_docbin_and_checks_it_before_loading_the_model(files):
+    """The .spacy corpus spaCy's textcat trains on (and `corpus` writes) is a
+    support set; a bad one is refused before the model is read."""
+    from spacy.tokens import DocBin
+
+    tmp_path, _ = files
+    nlp = spacy.blank("en")
+    docs = []
+    for label, texts in SUPPORT.items():
+        for text in texts:
+            doc = nlp.make_doc(text)
+            doc.cats = {other: float(other == label) for other in SUPPORT}
+            docs.append(doc)
+    DocBin(docs=docs).to_disk(tmp_path / "support.spacy")
+    out = tmp_path / "adapted"
+    args = ["adapt", str(tmp_path / "blank_pipeline"), str(tmp_path / "support.spacy"), str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert spacy.load(out).get_pipe("few_shot_textcat").support_counts == {
+        label: 3 for label in SUPPORT
+    }
+    docs[0].cats = {label: 0.0 for label in SUPPORT}
+    DocBin(docs=docs).to_disk(tmp_path / "bad.spacy")
+    missing_model = tmp_path / "no_such_pipeline"
+    result = CliRunner().invoke(
+        app, ["adapt", str(missing_model), str(tmp_path / "bad.spacy"), str(tmp_path / "out2")]
+    )
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and "[E024]" in message and "doc 1 has no label" in message
+    assert not (tmp_path / "out2").exists()

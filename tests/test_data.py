@@ -2,8 +2,16 @@ import json
 import re
 
 import pytest
+import spacy
+from spacy.tokens import DocBin
 
-from spacy_metalearn.data import group_by_label, k_shot, read_label_list, read_labelled
+from spacy_metalearn.data import (
+    group_by_label,
+    k_shot,
+    read_label_list,
+    read_labelled,
+    write_docbin,
+)
 
 
 def test_reads_jsonl_csv_and_folders(tmp_path):
@@ -24,7 +32,7 @@ def test_reads_jsonl_csv_and_folders(tmp_path):
 @pytest.mark.parametrize(
     "name,content,problem",
     [
-        ("a.txt", "x", "expected a .jsonl or .csv"),
+        ("a.txt", "x", "expected a .jsonl, .csv or .spacy"),
         ("a.jsonl", "", "holds no examples"),
         ("a.jsonl", '{"text": "x"}\n', "line 1 needs a text"),
         ("a.jsonl", "{broken\n", "line 1 is not JSON"),
@@ -132,3 +140,49 @@ def test_file_labels_are_nfc_and_visible(tmp_path):
     path.write_text(json.dumps({"text": "a", "label": "\u200b"}) + "\n")
     with pytest.raises(ValueError, match=r"\[E024\].*line 1 has an empty label"):
         read_labelled(path)
+
+
+def docbin(path, cats_list, texts=None):
+    nlp = spacy.blank("en")
+    docs = []
+    for i, cats in enumerate(cats_list):
+        doc = nlp.make_doc(texts[i] if texts else f"text number {i}")
+        doc.cats = cats
+        docs.append(doc)
+    DocBin(docs=docs).to_disk(path)
+    return path
+
+
+def test_reads_docbins_as_spacys_textcat_keeps_them(tmp_path):
+    """Exclusive cats give one label a doc; multi-label cats every label of
+    at least 0.5; labels as the other formats keep them (NFC, stripped)."""
+    cats = [{"refund": 1.0, "card": 0.0}, {"refund": 0.0, "card": 1.0}]
+    exclusive = docbin(tmp_path / "a.spacy", cats, ["where is my refund", "I lost my card"])
+    assert read_labelled(exclusive) == [
+        ("where is my refund", "refund"),
+        ("I lost my card", "card"),
+    ]
+    multi = docbin(tmp_path / "m.spacy", [{"a": 1.0, "b": 0.7, "c": 0.2}, {" Cafe\u0301 ": 1.0}])
+    assert read_labelled(multi) == [("text number 0", "a"), ("text number 0", "b"),
+                                    ("text number 1", "Caf\u00e9")]  # fmt: skip
+    # what the corpus command writes reads back the same
+    pairs = [("where is my refund", "refund"), ("I lost my card", "card")]
+    write_docbin(pairs, tmp_path / "corpus.spacy")
+    assert read_labelled(tmp_path / "corpus.spacy") == pairs
+
+
+@pytest.mark.parametrize(
+    "cats,problem",
+    [([{"refund": 0.0, "card": 0.2}], "doc 1 has no label"), ([{}], "doc 1 has no label"),
+     ([{"refund": 1.0}, {" ": 1.0}], "doc 2 has an empty label")],
+)  # fmt: skip
+def test_bad_docbins_name_the_doc(tmp_path, cats, problem):
+    with pytest.raises(ValueError, match=rf"\[E024\].*{problem}"):
+        read_labelled(docbin(tmp_path / "bad.spacy", cats))
+
+
+@pytest.mark.parametrize("content", [b"", b"not a docbin", b"\x82\xa5attrs\xc0"])
+def test_a_damaged_docbin_is_refused(tmp_path, content):
+    (tmp_path / "broken.spacy").write_bytes(content)
+    with pytest.raises(ValueError, match=r"\[E024\].*not a DocBin"):
+        read_labelled(tmp_path / "broken.spacy")

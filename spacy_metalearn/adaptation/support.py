@@ -10,12 +10,13 @@ from spacy.training import Example
 from ..errors import Errors
 
 TextOrDoc = Union[str, Doc]
-SupportData = Union[Mapping[str, Sequence[TextOrDoc]], Iterable[Example]]
+SupportData = Union[Mapping[str, Sequence[TextOrDoc]], Iterable[Union[Example, Doc]]]
 
 
-def positive_labels(example: Example) -> List[str]:
-    """The gold labels of an Example: cats with a score of at least 0.5."""
-    return [label for label, score in example.reference.cats.items() if score >= 0.5]
+def positive_labels(cats: Mapping[str, float]) -> List[str]:
+    """The gold labels of an Example's or a Doc's cats: those with a score of
+    at least 0.5."""
+    return [label for label, score in cats.items() if score >= 0.5]
 
 
 def collect_support(
@@ -27,8 +28,8 @@ def collect_support(
 ) -> Dict[str, List[TextOrDoc]]:
     """Validate adapt()'s input and group it as label -> items.
 
-    data (SupportData): A mapping label -> texts (str or Doc), or Examples whose
-        cats give the labels.
+    data (SupportData): A mapping label -> texts (str or Doc), or Examples or
+        Docs whose cats give the labels (a DocBin's get_docs()).
     exclusive_classes (bool): Whether an Example may carry one label only.
     unknown_label (Optional[str]): The out-of-scope label, which cannot be adapted to.
     allow_no_examples (bool): Accept labels with an empty list, and no labels
@@ -49,16 +50,18 @@ def collect_support(
         raise ValueError(Errors.E008.format(type=type(data).__name__))
     else:
         for eg in data:
-            if not isinstance(eg, Example):
+            if not isinstance(eg, (Example, Doc)):
                 raise ValueError(Errors.E008.format(type=type(eg).__name__))
-            check_cats(eg.reference.cats)
-            labels = positive_labels(eg)
+            cats = eg.reference.cats if isinstance(eg, Example) else eg.cats
+            check_cats(cats)
+            labels = positive_labels(cats)
             if not labels:
-                raise ValueError(Errors.E007.format(cats=eg.reference.cats))
+                raise ValueError(Errors.E007.format(cats=cats))
             if exclusive_classes and len(labels) > 1:
                 raise ValueError(Errors.E011.format(n=len(labels), labels=labels))
+            item = eg.predicted if isinstance(eg, Example) else eg
             for label in labels:
-                support.setdefault(adapt_label(label, unknown_label), []).append(eg.predicted)
+                support.setdefault(adapt_label(label, unknown_label), []).append(item)
     if not support and not allow_no_examples:
         raise ValueError(Errors.E001)
     for label, items in support.items():

@@ -23,7 +23,7 @@ def label_indices(examples: Sequence[Example]) -> Dict[str, List[int]]:
     """Indices of the examples of each gold label, labels in sorted order."""
     groups: Dict[str, List[int]] = {}
     for i, eg in enumerate(examples):
-        for label in positive_labels(eg):
+        for label in positive_labels(eg.reference.cats):
             groups.setdefault(label, []).append(i)
     return {label: groups[label] for label in sorted(groups)}
 

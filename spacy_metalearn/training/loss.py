@@ -54,7 +54,7 @@ def many_way_loss(
     against every class seen so far, by its gold label."""
     labels = []
     for eg in examples:
-        positive = positive_labels(eg)
+        positive = positive_labels(eg.reference.cats)
         if len(positive) != 1:
             raise ValueError(Errors.E011.format(n=len(positive), labels=positive))
         labels.append(positive[0])

@@ -235,6 +235,40 @@ def test_adapt_bad_input_raises_and_changes_nothing(data, code):
     assert nlp("I lost my card").cats == before
 
 
+def test_adapt_reads_the_docs_of_a_docbin_as_it_reads_examples(tmp_path):
+    """A DocBin spaCy's textcat trains on: its docs' cats give the labels,
+    with the same checks as Examples (E007, E011)."""
+    from spacy.tokens import DocBin
+
+    nlp = tiny_nlp()
+    docs = []
+    for label, texts in SUPPORT.items():
+        for text in texts:
+            doc = nlp.make_doc(text)
+            doc.cats = {other: float(other == label) for other in SUPPORT}
+            docs.append(doc)
+    DocBin(docs=docs, store_user_data=True).to_disk(tmp_path / "train.spacy")
+    fs = nlp.get_pipe("few_shot_textcat")
+    fs.adapt(DocBin().from_disk(tmp_path / "train.spacy").get_docs(nlp.vocab))
+    from_examples = tiny_nlp()
+    from_examples.get_pipe("few_shot_textcat").adapt(
+        [Example.from_dict(nlp.make_doc(doc.text), {"cats": doc.cats}) for doc in docs]
+    )
+    assert fs.support_counts == {label: 3 for label in SUPPORT}
+    assert nlp("I lost my card").cats == pytest.approx(from_examples("I lost my card").cats)
+    unlabelled = nlp.make_doc("hello")
+    unlabelled.cats = {"refund": 0.0}
+    with pytest.raises(ValueError, match=r"\[E007\]"):
+        fs.adapt([unlabelled])
+    multi = tiny_nlp(exclusive_classes=False).get_pipe("few_shot_textcat")
+    two = nlp.make_doc("card and refund")
+    two.cats = {"card_lost": 1.0, "refund": 1.0}
+    with pytest.raises(ValueError, match=r"\[E011\]"):
+        fs.adapt([two])
+    multi.adapt(docs + [two])
+    assert multi.support_counts == {"card_lost": 4, "refund": 4, "weather": 3}
+
+
 def test_adapt_rejects_empty_doc_and_examples_without_label():
     nlp = tiny_nlp()
     fs = nlp.get_pipe("few_shot_textcat")
