@@ -42,8 +42,9 @@ DEEP_STEPS_HELP = (
 )
 BACKEND_HELP = (
     "What runs the transformer when docs are only encoded: torch, onnxruntime or "
-    "onnxruntime-int8 (default: the pipeline's setting; saved with it)"
+    "onnxruntime-int8 (default: the pipeline's setting)"
 )
+ADAPT_BACKEND_HELP = BACKEND_HELP[:-1] + "; saved with the adapted pipeline)"
 GPU_HELP = "GPU id, or -1 for CPU"
 OUTPUT_HELP = "Write results as JSON (an existing file only with --force)"
 FORCE_FILE_HELP = "Overwrite an existing output file"
@@ -119,7 +120,9 @@ def adapt_cli(
         False, "--force", help="Replace an existing output folder that holds a pipeline"
     ),
     deep_steps: Optional[int] = typer.Option(None, "--deep-steps", help=DEEP_STEPS_HELP),
-    inference_backend: Optional[str] = typer.Option(None, "--inference-backend", help=BACKEND_HELP),
+    inference_backend: Optional[str] = typer.Option(
+        None, "--inference-backend", help=ADAPT_BACKEND_HELP
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """Adapt a pipeline's few_shot_textcat to the labels of a support set and save it.
