@@ -110,7 +110,7 @@ class Encoders:
     """The components of each method for an encoder, loaded once, and the
     embeddings they share."""
 
-    def __init__(self, methods: Sequence[str]):
+    def __init__(self, methods: Dict[str, Dict[str, Any]]):
         self.methods = methods
         self._loaded: Dict[str, Tuple[Dict[str, Any], Dict[str, Any]]] = {}
 
@@ -118,7 +118,9 @@ class Encoders:
         if model not in self._loaded:
             # the frozen encoder's pipelines and at most one other's in memory
             self._loaded = {m: v for m, v in self._loaded.items() if m == "default"}
-            components = {name: load_component(model, METHODS[name]) for name in self.methods}
+            components = {
+                name: load_component(model, settings) for name, settings in self.methods.items()
+            }
             self._loaded[model] = (components, {})
         components, memo = self._loaded[model]
         for name, component in components.items():
@@ -189,13 +191,16 @@ def encoders_for(split: str, meta_models: Optional[str]) -> List[Tuple[str, str]
     return encoders
 
 
-def banking77(assets: Path, loaded: Encoders, splits, shots, seed, meta_models) -> List[dict]:
+def banking77(
+    assets: Path, loaded: Encoders, splits, shots, seed, meta_models, new_part: str = "test"
+) -> List[dict]:
     data = assets / "protaugment_splits" / "BANKING77"
     groups = by_label(read_full(data / "full.jsonl"))
     rows = []
     for split in splits:
         folder = data / "few_shot" / split
-        old, new = read_labels(folder / "labels.train.txt"), read_labels(folder / "labels.test.txt")
+        old = read_labels(folder / "labels.train.txt")
+        new = read_labels(folder / f"labels.{new_part}.txt")
         check_disjoint(old, new, f"split {split}")
         for encoder, model in encoders_for(split, meta_models):
             for k in shots:
@@ -253,13 +258,16 @@ def clinc150(assets: Path, loaded: Encoders, draws: int, shots, seed) -> List[di
     return rows
 
 
-def incremental(assets: Path, loaded: Encoders, splits, k: int, seed, meta_models) -> List[dict]:
+def incremental(
+    assets: Path, loaded: Encoders, splits, k: int, seed, meta_models, new_part: str = "test"
+) -> List[dict]:
     data = assets / "protaugment_splits" / "BANKING77"
     groups = by_label(read_full(data / "full.jsonl"))
     rows = []
     for split in splits:
         folder = data / "few_shot" / split
-        old, new = read_labels(folder / "labels.train.txt"), read_labels(folder / "labels.test.txt")
+        old = read_labels(folder / "labels.train.txt")
+        new = read_labels(folder / f"labels.{new_part}.txt")
         check_disjoint(old, new, f"split {split}")
         rng = random.Random(seed)
         order = rng.sample(new, ROUNDS * LABELS_PER_ROUND)
@@ -366,7 +374,9 @@ def stat(values: Sequence[float]) -> Tuple[float, float]:
     return mean_ci(values) if values else (float("nan"), float("nan"))
 
 
-def summarize(rows: List[dict], methods: Sequence[str]) -> Tuple[List[dict], List[str]]:
+def summarize(
+    rows: List[dict], methods: Sequence[str], new_part: str = "test"
+) -> Tuple[List[dict], List[str]]:
     """Means and 95% CIs over splits / draws, and the Markdown tables."""
     summary: List[dict] = []
     lines: List[str] = []
@@ -388,7 +398,7 @@ def summarize(rows: List[dict], methods: Sequence[str]) -> Tuple[List[dict], Lis
             continue
         title = {
             "banking77": "BANKING77 ProtAugment splits: old labels (train classes, 80% "
-            "of their utterances) beside new ones (test classes, K each)",
+            f"of their utterances) beside new ones ({new_part} classes, K each)",
             "clinc150": f"CLINC150: {NEW_DOMAINS} domains new (K each), 7 old (all their "
             "training data)",
         }[protocol]
@@ -577,6 +587,14 @@ def main(
     output: Path = typer.Argument(..., help="Folder for results.json and results.md"),
     only: str = typer.Option(",".join(PROTOCOLS), help="Protocols to run"),
     methods: str = typer.Option(",".join(METHODS), help="Methods to run"),
+    taus: str = typer.Option(
+        "", help="More methods: logit adjustment at each of these taus (e.g. 0.7,0.8,0.9)"
+    ),
+    new_classes: str = typer.Option(
+        "test",
+        help="The splits' classes that are the new labels: test (the benchmark) or valid "
+        "(where the default was chosen)",
+    ),
     splits: str = typer.Option("01,02,03,04,05"),
     shots: str = typer.Option("0,1,5,10", help="New labels' examples (0: their names alone)"),
     clinc150_shots: str = typer.Option("1,5,10"),
@@ -597,11 +615,16 @@ def main(
         raise typer.BadParameter(
             f"unknown {unknown}: protocols {PROTOCOLS}, methods {list(METHODS)}"
         )
+    if new_classes not in ("test", "valid"):
+        raise typer.BadParameter("test or valid", param_hint="--new-classes")
+    chosen = {name: METHODS[name] for name in names}
+    for tau in (float(t) for t in taus.split(",") if t):
+        chosen[f"logit adjustment tau {tau:g}"] = {"logit_adjustment_tau": tau}
     if meta_models is not None and "{split}" not in meta_models:
         raise typer.BadParameter("must hold {split}", param_hint="--meta-models")
     shot_counts = [int(k) for k in shots.split(",")]
     split_names = splits.split(",")
-    loaded = Encoders(names)
+    loaded = Encoders(chosen)
     rows: List[dict] = []
     if "balanced" in protocols:
         rows += balanced(assets, loaded)
@@ -611,17 +634,20 @@ def main(
         k_clinc = [int(k) for k in clinc150_shots.split(",")]
         rows += clinc150(assets, loaded, clinc150_draws, k_clinc, seed)
     if "banking77" in protocols:
-        rows += banking77(assets, loaded, split_names, shot_counts, seed, meta_models)
+        rows += banking77(assets, loaded, split_names, shot_counts, seed, meta_models, new_classes)
     if "incremental" in protocols:
-        rows += incremental(assets, loaded, split_names, incremental_shots, seed, meta_models)
-    summary, lines = summarize(rows, names)
-    targets = target_lines(summary)
+        rows += incremental(
+            assets, loaded, split_names, incremental_shots, seed, meta_models, new_classes
+        )
+    summary, lines = summarize(rows, list(chosen), new_classes)
+    targets = target_lines(summary) if new_classes == "test" else []
     text = "\n".join(lines + (["## Targets", ""] + [f"- {t}" for t in targets] if targets else []))
     print(text)
     output.mkdir(parents=True, exist_ok=True)
     settings = {
         "only": protocols,
-        "methods": {n: METHODS[n] for n in names},
+        "methods": chosen,
+        "new_classes": new_classes,
         "splits": split_names,
         "shots": shot_counts,
         "clinc150_shots": clinc150_shots,

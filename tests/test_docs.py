@@ -76,3 +76,17 @@ def test_every_error_code_is_in_the_reliability_table():
     listed = set(re.findall(r"\bE\d{3}\b", table))
     codes = {name for name in vars(Errors) if re.fullmatch(r"E\d{3}", name)}
     assert not sorted(codes - listed), "codes missing from docs/reliability.md"
+
+
+def test_quoted_figures_are_the_metrics_files():
+    """The tables the README and docs quote are what scripts/doc_tables.py
+    makes from metrics/ (make run rewrites both)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "doc_tables.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

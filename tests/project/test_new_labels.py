@@ -103,7 +103,7 @@ def test_every_protocol_runs_and_reports(tiny_assets, monkeypatch):
     monkeypatch.setattr(new_labels, "load_component", lambda model, settings: (
         tiny_nlp(**settings).get_pipe("few_shot_textcat")))  # fmt: skip
     methods = ["default", "prototypes", "no balance"]
-    loaded = Encoders(methods)
+    loaded = Encoders({name: new_labels.METHODS[name] for name in methods})
     rows = new_labels.balanced(tiny_assets, loaded)
     rows += new_labels.long_tail(tiny_assets, loaded, 2, 0)
     rows += new_labels.clinc150(tiny_assets, loaded, 2, [1, 3], 0)
