@@ -20,6 +20,7 @@ PAGES = [
     "docs/adaptation.md",
     "docs/adding-labels.md",
     "docs/benchmark.md",
+    "docs/meta-pretraining.md",
     "docs/out-of-scope.md",
 ]
 REGION = re.compile(r"(<!-- figures: ([\w-]+) -->\n)(.*?)(<!-- /figures -->)", re.S)
@@ -242,6 +243,7 @@ def markdown_table(path: str) -> str:
 
 TABLES: Dict[str, Callable[[], str]] = {
     "adaptation-paths": adaptation_paths,
+    "new-intents": lambda: markdown_table("metrics/new_intents/results.md"),
     "oos": lambda: markdown_table("metrics/oos/results.md"),
     "oos-head": lambda: markdown_table("metrics/oos_head/results.md"),
     "peers": peers,
