@@ -87,7 +87,7 @@ def mean_ci(item: dict, key: str) -> str:
     return f"{value:.2f}" if ci is None or ci != ci else f"{value:.2f} ± {ci:.2f}"
 
 
-def generalized(path: str, protocol: str, encoder: str, methods: List[str]) -> str:
+def generalized(path: str, protocol: str, encoder: str, methods: Optional[List[str]] = None) -> str:
     results = load(path)
     lines = [
         "| shots | method | old labels | new labels | harmonic mean | all queries |",
@@ -120,6 +120,40 @@ def new_labels_clinc150() -> str:
         "frozen",
         ["default", "prototypes", "logit adjustment tau 1", "reweighting", "no balance"],
     )
+
+
+def new_labels_headline() -> str:
+    """The README's: 5 new labels' examples beside old labels with about 110."""
+    results = load("metrics/new_labels/results.json") or {}
+    lines = [
+        "| adaptation | old labels | new labels (5 examples) | harmonic mean |",
+        "|---|---|---|---|",
+    ]
+    names = {
+        "default": "`label_balance` as `add_pipe` sets it (logit adjustment)",
+        "no balance": '`label_balance = "none"` (the support\'s frequencies learned)',
+        "prototypes": "instant prototypes (`adapt_steps = 0`)",
+    }
+    for method, name in names.items():
+        item = next(
+            (
+                s
+                for s in results.get("summary", [])
+                if s["protocol"] == "banking77"
+                and s["encoder"] == "frozen"
+                and s["shots"] == 5
+                and s["method"] == method
+            ),
+            None,
+        )
+        if item:
+            cells = " | ".join(mean_ci(item, key) for key in ("old", "new", "harmonic"))
+            lines.append(f"| {name} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def new_labels_selection() -> str:
+    return generalized("metrics/new_labels_selection/results.json", "banking77", "frozen")
 
 
 def new_labels_meta_pretrained() -> str:
@@ -251,6 +285,8 @@ TABLES: Dict[str, Callable[[], str]] = {
     "new-labels-banking77": new_labels_banking77,
     "new-labels-clinc150": new_labels_clinc150,
     "new-labels-meta-pretrained": new_labels_meta_pretrained,
+    "new-labels-selection": new_labels_selection,
+    "new-labels-headline": new_labels_headline,
     "new-labels-long-tail": new_labels_long_tail,
     "new-labels-incremental": new_labels_incremental,
     "new-labels-targets": new_labels_targets,
