@@ -9,6 +9,7 @@ import srsly
 import typer
 from wasabi import msg
 
+from . import device
 from .data import group_by_label, keep_labels, read_label_list, read_labelled, write_docbin
 from .errors import Errors
 from .evaluation import (
@@ -53,10 +54,8 @@ FORCE_FILE_HELP = "Overwrite an existing output file"
 def use_gpu(gpu_id: int) -> None:
     """Run on GPU `gpu_id` (thinc's ops and torch's tensors), or stay on the CPU."""
     if gpu_id >= 0:
-        from thinc.api import require_gpu
-
         msg.info(f"Using GPU: {gpu_id}")
-        require_gpu(gpu_id)
+        device.use_gpu(gpu_id)
 
 
 def reports_errors(command):
@@ -337,7 +336,7 @@ def classify_cli(
     ),
     shard_size: int = typer.Option(10_000, "--shard-size", help="Rows per output file"),
     batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", min=1, help="Docs encoded at once (default: the pipeline's)"
+        None, "--batch-size", help="Docs encoded at once, >= 1 (default: the pipeline's)"
     ),
     n_process: int = typer.Option(
         1, "--n-process", "-n", help="Worker processes (local) or actors (ray)"
@@ -345,8 +344,7 @@ def classify_cli(
     threads: Optional[int] = typer.Option(
         None,
         "--threads",
-        min=1,
-        help="torch threads per process (default: torch's with one process, one each "
+        help="torch threads per process, >= 1 (default: torch's with one process, one each "
         "with several, --cpus-per-worker with ray)",
     ),
     resume: bool = typer.Option(

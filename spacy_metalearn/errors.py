@@ -272,3 +272,17 @@ class Errors(metaclass=_MessagesWithCodes):
         "The old and new labels of {where} overlap: {labels}. A benchmark of "
         "new labels beside old ones needs every label on one side only."
     )
+    E068 = (
+        "Cannot run on GPU {gpu_id}: {error}. A GPU run needs an NVIDIA GPU with "
+        "its driver and CuPy for its CUDA version (e.g. `pip install cupy-cuda12x`); "
+        "on a machine without one, leave out --gpu-id (or pass -1) to run on the CPU."
+    )
+    E069 = (
+        "Cannot write the output '{path}': {error} in '{folder}'. Nothing was "
+        "written; choose an output on a writable file system."
+    )
+    E070 = (
+        "The output '{output}' is inside the input folder '{input}': a later run "
+        "(--resume, --overwrite) would read its own shards as input. Choose an "
+        "output outside the input folder."
+    )

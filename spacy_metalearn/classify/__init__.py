@@ -12,6 +12,8 @@ from .predicting import COLUMNS, CorpusClassifier
 from .reading import check_columns, input_files
 from .writing import (
     check_output_format,
+    check_outside_input,
+    check_writable,
     describe_input,
     prepare_output,
     write_manifest,
@@ -66,10 +68,16 @@ def classify_corpus(
         )
     check_integer("--shard-size", shard_size, 1)
     check_integer("--n-process", n_process, 1)
+    for option, value in (("--batch-size", batch_size), ("--threads", threads)):
+        if value is not None:  # None: the pipeline's, torch's
+            check_integer(option, value, 1)
     check_output_format(output_format)
     files = input_files(input_path)
     for path in files:
         check_columns(path, text_column, COLUMNS)
+    # before the pipeline loads: where the output goes
+    check_outside_input(output, input_path)
+    check_writable(output)
     if engine == "ray":
         from .ray_engine import cluster
     else:

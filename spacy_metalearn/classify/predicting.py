@@ -3,13 +3,15 @@ piece that every engine runs, so that each gives the same labels.
 
 Only the tokenizer and the component run (and the components its encoder
 listens to); other components of the pipeline are skipped. A row whose text
-is missing, not a string or empty gets no label and says why in its error
-column; the other rows of its batch are classified."""
+is missing, not a string, empty or longer than the pipeline's max_length
+(spaCy's E088) gets no label and says why in its error column; the other rows
+of its batch are classified."""
 
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy
 
+from ..device import use_gpu
 from ..errors import Errors
 
 LABEL = "predicted_label"
@@ -52,10 +54,7 @@ class CorpusClassifier:
 
         if threads is not None:
             torch.set_num_threads(threads)
-        if gpu_id >= 0:
-            from thinc.api import require_gpu
-
-            require_gpu(gpu_id)
+        use_gpu(gpu_id)
         self.nlp = load_pipeline(model)
         self.component = find_component(self.nlp)
         if not self.component.labels:
@@ -95,7 +94,7 @@ class CorpusClassifier:
         errors = list(problems) if problems is not None else [None] * len(texts)
         for i, text in enumerate(texts):
             if errors[i] is None:
-                errors[i] = text_problem(text)
+                errors[i] = text_problem(text, self.nlp.max_length)
         kept = [i for i, error in enumerate(errors) if error is None]
         columns: Dict[str, list] = {column: [None] * len(texts) for column in self.columns}
         columns[ERROR] = errors
@@ -144,12 +143,21 @@ class CorpusClassifier:
         return table
 
 
-def text_problem(text: Any) -> Optional[str]:
-    """Why a row's text cannot be classified, or None."""
+def text_problem(text: Any, max_length: Optional[int] = None) -> Optional[str]:
+    """Why a row's text cannot be classified, or None.
+
+    max_length (Optional[int]): The pipeline's nlp.max_length: a longer text
+        is refused by its tokenizer (spaCy's E088).
+    """
     if text is None:
         return "it has no text"
     if not isinstance(text, str):
         return f"its text is not a string ({type(text).__name__})"
     if not text.strip():
         return "its text is empty"
+    if max_length is not None and len(text) > max_length:
+        return (
+            f"its text has {len(text):,} characters, over the pipeline's nlp.max_length "
+            f"of {max_length:,} (spaCy's E088)"
+        )
     return None

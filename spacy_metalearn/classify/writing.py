@@ -11,6 +11,7 @@ OUTPUT/
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -48,6 +49,34 @@ def check_output_format(output_format: str) -> None:
             import pyarrow.parquet  # noqa: F401
         except ImportError as e:
             raise ImportError(Errors.E065.format(error=e)) from e
+
+
+def check_outside_input(output: Path, input_path: Path) -> None:
+    """Refuse an output inside the input folder (E070): the next run would
+    read its shards as input. (An output that is the input, or a folder
+    above it, is E044.)"""
+    if input_path.is_dir():
+        folder = input_path.absolute().resolve()
+        if folder in output.absolute().resolve().parents:
+            raise ValueError(Errors.E070.format(output=output, input=input_path))
+
+
+def check_writable(output: Path) -> None:
+    """Refuse an output where no file can be written (E069): a read-only
+    file system or a folder without write permission, tried by writing a
+    temporary file in `output` or the nearest folder above it that exists."""
+    folder = output.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return  # a file: prepare_output refuses it (E035)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ValueError(
+            Errors.E069.format(path=output, error=e.strerror or e, folder=folder)
+        ) from e
 
 
 def describe_input(files: Sequence[Path]) -> List[Dict[str, Any]]:
@@ -222,8 +251,9 @@ def _write_parquet(
 
 def rows_table(rows: Sequence[Row]):
     """The rows as a pyarrow Table with every column any row has. A column
-    whose values are of several kinds (numbers in some rows, text in others)
-    is written as text (what is not a string as JSON), so that no row is lost."""
+    that Arrow or Parquet cannot hold as it is (values of several kinds,
+    integers past 64 bits, an object with no fields) is written as text (what
+    is not a string as JSON), so that no row is lost."""
     import pyarrow
 
     names: Dict[str, None] = {}
@@ -233,12 +263,30 @@ def rows_table(rows: Sequence[Row]):
     for name in names:
         values = [row.get(name) for row in rows]
         try:
-            arrays.append(pyarrow.array(values))
-        except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError):
-            arrays.append(pyarrow.array([_as_text(v) for v in values], type=pyarrow.string()))
+            array = pyarrow.array(values)
+        except (pyarrow.ArrowException, OverflowError):
+            array = None
+        if array is None or not _storable(array.type):
+            array = pyarrow.array([_as_text(v) for v in values], type=pyarrow.string())
+        arrays.append(array)
     if not arrays:
         return pyarrow.table({"_": pyarrow.nulls(len(rows))}).drop_columns(["_"])
     return pyarrow.table(dict(zip(names, arrays)))
+
+
+def _storable(arrow_type) -> bool:
+    """Whether Parquet can store an Arrow type: not a struct without fields,
+    at any depth."""
+    import pyarrow.types as types
+
+    if types.is_struct(arrow_type):
+        fields = [arrow_type.field(i) for i in range(arrow_type.num_fields)]
+        return bool(fields) and all(_storable(field.type) for field in fields)
+    if types.is_list(arrow_type) or types.is_large_list(arrow_type):
+        return _storable(arrow_type.value_type)
+    if types.is_map(arrow_type):
+        return _storable(arrow_type.key_type) and _storable(arrow_type.item_type)
+    return True
 
 
 def _as_text(value: Any) -> Optional[str]:
