@@ -136,8 +136,25 @@ def hint3_tasks(assets: Path, shots: int, seed: int) -> Dict[str, Tuple[list, li
     return tasks
 
 
+# the CLINC150 domains `all` holds out of meta-training (vars.dev_groups)
+CLINC150_DEV_DOMAINS = ("banking", "credit_cards")
+
+
+def clinc150_dev_domains_task(assets: Path, shots: int, seed: int) -> Dict[str, Tuple[list, list]]:
+    """One all-label task over the intents of CLINC150_DEV_DOMAINS: `shots`
+    of each intent's training utterances (drawn with `seed`) as support, the
+    rest of them as test queries."""
+    rows = [(t, label.rpartition("/")[2]) for t, label, _ in clinc150(assets)
+            if label.split("/")[1] in CLINC150_DEV_DOMAINS]  # fmt: skip
+    support = k_shot(rows, shots, seed)
+    taken = set(support)
+    test = [pair for pair in rows if pair not in taken]
+    return {"clinc150_" + "_".join(CLINC150_DEV_DOMAINS): (support, test)}
+
+
 DEV_TASKS: Dict[str, Callable[[Path, int, int], Dict[str, Tuple[list, list]]]] = {
-    "hint3": hint3_tasks
+    "hint3": hint3_tasks,
+    "clinc150_dev_domains": clinc150_dev_domains_task,
 }
 
 

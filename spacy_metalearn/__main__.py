@@ -309,7 +309,15 @@ def interpolate_cli(
         f"Chose {chosen['checkpoint']} at alpha = {chosen['alpha']:g} (meta-dev "
         f"{chosen['accuracy']:.2f}); saved to {output}"
     )
-    if not result["meta_pretraining_helped"]:
+    if result["within_noise"]:
+        best, bootstrap = result["best"], result["bootstrap"]
+        msg.warn(
+            f"{best['checkpoint']} at alpha = {best['alpha']:g} scored best, "
+            f"{bootstrap['gain']:+.2f} over alpha = 0, within the meta-dev's noise "
+            f"(95% interval {bootstrap['low']:+.2f} to {bootstrap['high']:+.2f}): "
+            "shipping alpha = 0"
+        )
+    elif not result["meta_pretraining_helped"]:
         msg.warn("alpha = 0 scored best: meta-pretraining did not help on this meta-dev")
     if scores is not None:
         write_json(scores, result)

@@ -2,7 +2,9 @@
 started from (WiSE-FT, Wortsman et al. 2022): the shipped weights are
 (1 - alpha) * start + alpha * trained, with alpha and the checkpoint chosen
 on a meta-dev from a grid that includes 0 (alpha = 0: the starting weights,
-meta-pretraining did not help on the meta-dev)."""
+meta-pretraining did not help on the meta-dev). A choice whose gain over
+alpha 0 is within the meta-dev's own noise (its paired bootstrap interval
+reaches 0) ships alpha 0, and says so."""
 
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -15,7 +17,7 @@ from thinc.api import Model
 
 from .errors import Errors
 from .evaluation import find_component
-from .meta_dev import MetaDevTask, meta_dev_accuracy
+from .meta_dev import MetaDevTask, meta_dev_accuracy, paired_bootstrap
 
 DEFAULT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 # where `spacy train` saves the checkpoints it keeps
@@ -127,11 +129,16 @@ def choose_interpolation(
     checkpoints' pipelines are adapted to them, their weights changed) and
     return the scores with the chosen weights. alpha = 0 is the start for
     every checkpoint and is scored once; ties go to the smaller alpha (the
-    nearer to the start), then to the checkpoint listed first.
+    nearer to the start), then to the checkpoint listed first. The best
+    row's gain over alpha = 0 is bootstrapped over the meta-dev's queries
+    (paired_bootstrap): where its 95% interval reaches 0, the gain is within
+    the meta-dev's noise and alpha = 0 is chosen.
 
     RETURNS (Tuple[Dict[str, Any], Weights]): {"grid": [{"checkpoint",
-        "alpha", "accuracy", "tasks"}...], "chosen": {...}} and the weights
-        of the chosen checkpoint's model at the chosen alpha.
+        "alpha", "accuracy", "tasks"}...], "best": the grid's best row,
+        "bootstrap": {"gain", "low", "high"} of the best over alpha = 0,
+        "within_noise": bool, "chosen": {...}} and the weights of the chosen
+        checkpoint's model at the chosen alpha.
     """
     start_weights = model_weights(find_component(start).model)
     trained_weights = {}
@@ -155,6 +162,13 @@ def choose_interpolation(
     best = max(
         range(len(rows)), key=lambda i: (round(rows[i]["accuracy"], 10), -rows[i]["alpha"], -i)
     )
-    chosen = rows[best]
+    assert at_start is not None  # the grid holds 0
+    bootstrap = paired_bootstrap(rows[best]["correct"], at_start["correct"])
+    within_noise = rows[best]["alpha"] > 0.0 and bootstrap["low"] <= 0.0
+    chosen = rows[0] if within_noise else rows[best]
+    for row in rows:
+        row.pop("correct")
     weights = interpolate(start_weights, trained_weights[chosen["checkpoint"]], chosen["alpha"])
-    return {"grid": rows, "chosen": chosen}, weights
+    result = {"grid": rows, "best": rows[best], "bootstrap": bootstrap,
+              "within_noise": within_noise, "chosen": chosen}  # fmt: skip
+    return result, weights

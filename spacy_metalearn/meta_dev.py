@@ -66,12 +66,46 @@ def meta_dev_accuracy(nlp: Language, tasks: Sequence[MetaDevTask]) -> Dict[str, 
     pipeline's settings, replacing any labels; predict its test queries) and
     their mean. The pipeline's labels are replaced.
 
-    RETURNS (Dict[str, Any]): {"accuracy": mean %, "tasks": {name: %}}.
+    RETURNS (Dict[str, Any]): {"accuracy": mean %, "tasks": {name: %},
+        "correct": {name: [whether each test query was right]}}.
     """
     component = find_component(nlp)
-    scores = {}
+    scores, correct = {}, {}
     for task in tasks:
         component.adapt(group_by_label(task.support), replace=True)
         embeddings = component.embedder([text for text, _ in task.test])
-        scores[task.name] = accuracy(predicted_labels(component, embeddings), task.test)
-    return {"accuracy": statistics.fmean(scores.values()), "tasks": scores}
+        predicted = predicted_labels(component, embeddings)
+        scores[task.name] = accuracy(predicted, task.test)
+        correct[task.name] = [p == label for p, (_, label) in zip(predicted, task.test)]
+    return {"accuracy": statistics.fmean(scores.values()), "tasks": scores, "correct": correct}
+
+
+def paired_bootstrap(
+    candidate: Dict[str, List[bool]],
+    baseline: Dict[str, List[bool]],
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Dict[str, float]:
+    """The candidate's gain over the baseline in meta-dev accuracy (the mean
+    of the tasks' accuracies, %) and its 95% interval: the same test queries
+    of each task drawn with replacement for both (a paired bootstrap), every
+    task resampled apart.
+
+    candidate, baseline (Dict[str, List[bool]]): Per task, whether each test
+    query was right (meta_dev_accuracy's "correct"), the same queries.
+    RETURNS (Dict[str, float]): {"gain", "low", "high"}.
+    """
+    import numpy
+
+    rng = numpy.random.default_rng(seed)
+    gains = numpy.zeros(resamples)
+    gain = 0.0
+    for name, right in candidate.items():
+        difference = numpy.asarray(right, dtype=float) - numpy.asarray(baseline[name], dtype=float)
+        gain += difference.mean()
+        drawn = rng.integers(0, len(difference), size=(resamples, len(difference)))
+        gains += difference[drawn].mean(axis=1)
+    scale = 100.0 / len(candidate)
+    low, high = numpy.percentile(gains * scale, [2.5, 97.5])
+    return {"gain": gain * scale, "low": float(low), "high": float(high)}

@@ -172,3 +172,23 @@ def test_hint3_as_meta_dev_tasks_that_interpolate_reads(assets, tmp_path):
                                      ("where is my order test", "ORDER_STATUS")]  # fmt: skip
     result = run(assets, tmp_path / "other", "--sources", "clinc150", "--dev-tasks", "hint4")
     assert result.returncode != 0 and "hint4" in result.stderr
+
+
+def test_the_held_out_clinc150_domains_as_one_meta_dev_task(assets, tmp_path):
+    """`all`'s meta-dev beside HINT3: the intents of the CLINC150 domains held
+    out of meta-training, K training utterances each as support, the rest as
+    test queries."""
+    from spacy_metalearn.meta_dev import read_meta_dev
+
+    args = ["--sources", "clinc150", "--dev-groups", "clinc150/banking",
+            "--dev-tasks", "hint3,clinc150_dev_domains", "--dev-task-shots", "2"]  # fmt: skip
+    result = run(assets, tmp_path / "corpus", *args)
+    assert result.returncode == 0, result.stderr
+    tasks = {task.name: task for task in read_meta_dev(tmp_path / "corpus" / "meta_dev_tasks")}
+    task = tasks["clinc150_banking_credit_cards"]
+    assert sorted({label for _, label in task.support}) == ["balance", "transfer"]
+    assert len(task.support) == 4 and len(task.test) == 6
+    assert not set(task.support) & set(task.test)
+    assert {text for text, _ in task.support + task.test} == {
+        f"{i} request {n}" for i in ("transfer", "balance") for n in range(5)
+    }

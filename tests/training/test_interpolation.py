@@ -103,7 +103,7 @@ def meta_dev(tmp_path):
     support set and test queries."""
     folder = tmp_path / "meta_dev"
     for name, n_classes, first in (("a", 3, 0), ("b", 4, 10)):
-        data = synthetic_texts(n_classes, 8, seed=first, first_class=first)
+        data = synthetic_texts(n_classes, 30, seed=first, first_class=first)
         write_jsonl(folder / name / "support.jsonl", {k: v[:3] for k, v in data.items()})
         write_jsonl(folder / name / "test.jsonl", {k: v[3:] for k, v in data.items()})
     return folder
@@ -112,7 +112,7 @@ def meta_dev(tmp_path):
 def test_meta_dev_accuracy_is_the_mean_over_tasks(meta_dev):
     tasks = read_meta_dev(meta_dev)
     assert [task.name for task in tasks] == ["a", "b"]
-    assert [len(task.test) for task in tasks] == [15, 20]
+    assert [len(task.test) for task in tasks] == [81, 108]
     nlp = tiny_nlp()
     scores = meta_dev_accuracy(nlp, tasks)
     assert scores["accuracy"] == pytest.approx(numpy.mean(list(scores["tasks"].values())))
@@ -218,3 +218,47 @@ def test_a_start_of_other_weights_is_refused(tmp_path, meta_dev, tiny_bert):
     )
     assert result.exit_code == 1 and "[E050]" in result.output
     assert not (tmp_path / "shipped").exists()
+
+
+def test_the_paired_bootstrap_tells_a_gain_from_noise():
+    from spacy_metalearn.meta_dev import paired_bootstrap
+
+    start = {"a": [True] * 60 + [False] * 40, "b": [True] * 50 + [False] * 50}
+    one_more = {"a": [True] * 61 + [False] * 39, "b": start["b"]}
+    noise = paired_bootstrap(one_more, start)
+    assert noise["gain"] == pytest.approx(0.5)  # 1 point on one task of two
+    assert noise["low"] <= 0.0 <= noise["high"]
+    many_more = {"a": [True] * 90 + [False] * 10, "b": [True] * 80 + [False] * 20}
+    clear = paired_bootstrap(many_more, start)
+    assert clear["gain"] == pytest.approx(30.0) and clear["low"] > 20.0
+    assert paired_bootstrap(many_more, start) == clear  # seeded
+
+
+@pytest.mark.parametrize("right_after_training,shipped_alpha", [(61, 0.0), (95, 1.0)])
+def test_a_gain_within_the_meta_devs_noise_ships_alpha_0(
+    monkeypatch, right_after_training, shipped_alpha
+):
+    """The meta-dev scores alpha 0 at 60 of 100 and every trained point at
+    `right_after_training`: one more query right is noise (alpha 0 is
+    shipped, and the best is kept in the result), 35 more is a gain."""
+    from spacy_metalearn import interpolation
+
+    def scores(nlp, tasks):
+        weights = weights_of(nlp)
+        right = 60 if all(numpy.array_equal(weights[k], START[k]) for k in START) else None
+        right = right or right_after_training
+        correct = [True] * right + [False] * (100 - right)
+        return {"accuracy": float(right), "tasks": {"t": float(right)}, "correct": {"t": correct}}
+
+    start, trained = tiny_nlp(seed=0), tiny_nlp(seed=1)
+    START = weights_of(start)
+    monkeypatch.setattr(interpolation, "meta_dev_accuracy", scores)
+    result, weights = interpolation.choose_interpolation(
+        {"model-last": trained}, start, [], [0.0, 1.0]
+    )
+    assert result["best"]["alpha"] == 1.0
+    assert result["within_noise"] == (shipped_alpha == 0.0)
+    assert result["chosen"]["alpha"] == shipped_alpha
+    assert "correct" not in result["chosen"] and "correct" not in result["grid"][0]
+    expected = START if shipped_alpha == 0.0 else weights_of(trained)
+    assert_same_weights(weights, expected)
