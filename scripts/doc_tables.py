@@ -94,11 +94,8 @@ def generalized(path: str, protocol: str, encoder: str, methods: Optional[List[s
         "|---|---|---|---|---|---|",
     ]
     for item in (results or {}).get("summary", []):
-        if (
-            item["protocol"] == protocol
-            and item["encoder"] == encoder
-            and item["method"] in methods
-        ):
+        chosen = methods is None or item["method"] in methods
+        if item["protocol"] == protocol and item["encoder"] == encoder and chosen:
             cells = " | ".join(mean_ci(item, key) for key in ("old", "new", "harmonic", "all"))
             lines.append(f"| {item['shots']} | {item['method']} | {cells} |")
     return "\n".join(lines) + "\n"
