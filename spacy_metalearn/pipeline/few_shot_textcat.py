@@ -31,6 +31,7 @@ from ..adaptation.adapt import adapt_support, fit_classifier
 from ..adaptation.snapshot import Adaptation, build_adaptation, decides_in_scope, out_of_scope
 from ..adaptation.support import SupportData
 from ..adaptation.support_set import SupportSet
+from ..encoding import forked_workers  # noqa: F401  (nlp.pipe's forked workers)
 from ..encoding.embedding import DocEmbedder
 from ..encoding.onnx_inference import TORCH_BACKEND, make_backend
 from ..encoding.top_layers import LowerLayerOutputs, training_layers
@@ -54,31 +55,6 @@ from .settings import (
     check_settings,
     normalized_settings,
 )
-
-# nlp.pipe(n_process > 1) forks workers; torch's thread pool, once started in the
-# parent, deadlocks in a forked child. Children compute with one thread each, as
-# PyTorch's DataLoader workers do.
-os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
-
-# Hugging Face tokenizers warns in every forked child when the parent used its
-# thread pool, unless TOKENIZERS_PARALLELISM is set. The children tokenize
-# without it either way (tokenizers turns it off after a fork), so it is set
-# to false for the fork alone, and the parent keeps its own setting.
-PARALLELISM = "TOKENIZERS_PARALLELISM"
-_parallelism_before_fork: List[Optional[str]] = []
-
-
-def _before_fork() -> None:
-    _parallelism_before_fork.append(os.environ.get(PARALLELISM))
-    os.environ.setdefault(PARALLELISM, "false")
-
-
-def _after_fork_in_parent() -> None:
-    if _parallelism_before_fork and _parallelism_before_fork.pop() is None:
-        os.environ.pop(PARALLELISM, None)
-
-
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
 
 
 class CatScores(NamedTuple):

@@ -14,9 +14,8 @@ from benchmarks.new_labels import (
     encoded_once,
     long_tail_counts,
     old_and_new,
-    summarize,
-    target_lines,
 )
+from benchmarks.new_labels_report import summarize, target_lines
 
 from ..util import SUPPORT, synthetic_texts, tiny_nlp
 
