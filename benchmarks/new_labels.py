@@ -127,6 +127,12 @@ class Encoders:
                 yield name, component
 
 
+def keep(rows: List[dict], row: dict) -> None:
+    """Add a result row, and print it as it comes."""
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+
+
 def check_disjoint(old: Sequence[str], new: Sequence[str], where: str) -> None:
     from spacy_metalearn.errors import Errors
 
@@ -190,22 +196,32 @@ def encoders_for(split: str, meta_models: Optional[str]) -> List[Tuple[str, str]
     return encoders
 
 
-def banking77(
-    assets: Path, loaded: Encoders, splits, shots, seed, meta_models, new_part: str = "test"
-) -> List[dict]:
+def protaugment_splits(
+    assets: Path, splits: Sequence[str], new_part: str
+) -> Iterator[Tuple[str, Dict[str, List[str]], List[str], List[str]]]:
+    """Each BANKING77 ProtAugment split's name, label -> texts, old labels
+    (its train classes) and new ones (its `new_part` classes), apart (E067)."""
     data = assets / "protaugment_splits" / "BANKING77"
     groups = by_label(read_full(data / "full.jsonl"))
-    rows = []
     for split in splits:
         folder = data / "few_shot" / split
         old = read_labels(folder / "labels.train.txt")
         new = read_labels(folder / f"labels.{new_part}.txt")
         check_disjoint(old, new, f"split {split}")
+        yield split, groups, old, new
+
+
+def banking77(
+    assets: Path, loaded: Encoders, splits, shots, seed, meta_models, new_part: str = "test"
+) -> List[dict]:
+    rows = []
+    for split, groups, old, new in protaugment_splits(assets, splits, new_part):
         for encoder, model in encoders_for(split, meta_models):
             for k in shots:
                 task = old_and_new(groups, old, new, k, random.Random(seed + k))
                 for method, component in loaded.components(model):
-                    rows.append(
+                    keep(
+                        rows,
                         {
                             "protocol": "banking77",
                             "encoder": encoder,
@@ -213,9 +229,8 @@ def banking77(
                             "split": split,
                             "shots": k,
                             **generalized_row(component, *task),
-                        }
+                        },
                     )
-                    print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -242,7 +257,8 @@ def clinc150(assets: Path, loaded: Encoders, draws: int, shots, seed) -> List[di
             old_test = [pair for pair in test if pair[1] in support and pair[1] not in new]
             new_test = [pair for pair in test if pair[1] in new]
             for method, component in loaded.components("default"):
-                rows.append(
+                keep(
+                    rows,
                     {
                         "protocol": "clinc150",
                         "encoder": FROZEN,
@@ -251,23 +267,16 @@ def clinc150(assets: Path, loaded: Encoders, draws: int, shots, seed) -> List[di
                         "new_domains": new_domains,
                         "shots": k,
                         **generalized_row(component, support, old_test, new_test),
-                    }
+                    },
                 )
-                print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
 def incremental(
     assets: Path, loaded: Encoders, splits, k: int, seed, meta_models, new_part: str = "test"
 ) -> List[dict]:
-    data = assets / "protaugment_splits" / "BANKING77"
-    groups = by_label(read_full(data / "full.jsonl"))
     rows = []
-    for split in splits:
-        folder = data / "few_shot" / split
-        old = read_labels(folder / "labels.train.txt")
-        new = read_labels(folder / f"labels.{new_part}.txt")
-        check_disjoint(old, new, f"split {split}")
+    for split, groups, old, new in protaugment_splits(assets, splits, new_part):
         rng = random.Random(seed)
         order = rng.sample(new, ROUNDS * LABELS_PER_ROUND)
         rounds = [order[i * LABELS_PER_ROUND : (i + 1) * LABELS_PER_ROUND] for i in range(ROUNDS)]
@@ -281,7 +290,8 @@ def incremental(
             for method, component in loaded.components(model):
                 for done, support in enumerate(supports):
                     component.adapt(support, replace=done == 0)
-                    rows.append(
+                    keep(
+                        rows,
                         {
                             "protocol": "incremental",
                             "encoder": encoder,
@@ -290,9 +300,8 @@ def incremental(
                             "shots": k,
                             "round": done,
                             "accuracy": [accuracy(component, t) for t in tests[: done + 1]],
-                        }
+                        },
                     )
-                print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -325,7 +334,8 @@ def long_tail(assets: Path, loaded: Encoders, seeds: int, seed: int) -> List[dic
             per_label = {label: 100.0 * statistics.mean(r) for label, r in right.items()}
             few = [per_label[label] for label in per_label if len(support[label]) < FEW]
             many = [per_label[label] for label in per_label if len(support[label]) >= FEW]
-            rows.append(
+            keep(
+                rows,
                 {
                     "protocol": "long_tail",
                     "encoder": FROZEN,
@@ -342,9 +352,8 @@ def long_tail(assets: Path, loaded: Encoders, seeds: int, seed: int) -> List[dic
                     "few_below": FEW,
                     "few": statistics.mean(few) if few else float("nan"),
                     "many": statistics.mean(many) if many else float("nan"),
-                }
+                },
             )
-            print(json.dumps(rows[-1]), flush=True)
     return rows
 
 

@@ -3,7 +3,7 @@ it must be and the value given. A bool is never a number here (True is an
 int to Python, not a step count to a user)."""
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from .errors import Errors
 
@@ -39,6 +39,12 @@ def check_integer(
                 value=value,
             )
         )
+
+
+def check_one_of(setting: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        requirement = "one of " + ", ".join(f"'{choice}'" for choice in choices)
+        raise ValueError(Errors.E019.format(setting=setting, requirement=requirement, value=value))
 
 
 def check_boolean(setting: str, value: Any) -> None:

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from spacy_metalearn.__main__ import app
 
-from .util import SUPPORT, tiny_bert_nlp, tiny_nlp
+from .util import SUPPORT, support_docs, tiny_bert_nlp, tiny_nlp
 
 
 @pytest.fixture
@@ -470,13 +470,7 @@ def test_adapt_reads_a_docbin_and_checks_it_before_loading_the_model(files):
     from spacy.tokens import DocBin
 
     tmp_path, _ = files
-    nlp = spacy.blank("en")
-    docs = []
-    for label, texts in SUPPORT.items():
-        for text in texts:
-            doc = nlp.make_doc(text)
-            doc.cats = {other: float(other == label) for other in SUPPORT}
-            docs.append(doc)
+    docs = support_docs(spacy.blank("en"))
     DocBin(docs=docs).to_disk(tmp_path / "support.spacy")
     out = tmp_path / "adapted"
     args = ["adapt", str(tmp_path / "blank_pipeline"), str(tmp_path / "support.spacy"), str(out)]

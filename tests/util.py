@@ -99,3 +99,15 @@ def synthetic_texts(
             for _ in range(per_class)
         ]
     return data
+
+
+def support_docs(nlp: Language) -> List:
+    """SUPPORT as docs with exclusive cats, as spaCy's textcat keeps its data
+    (write them with DocBin(docs=...).to_disk)."""
+    docs = []
+    for label, texts in SUPPORT.items():
+        for text in texts:
+            doc = nlp.make_doc(text)
+            doc.cats = {other: float(other == label) for other in SUPPORT}
+            docs.append(doc)
+    return docs

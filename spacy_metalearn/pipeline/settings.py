@@ -7,7 +7,14 @@ from typing import Any, Dict, Optional
 from thinc.api import Model
 
 from ..adaptation.support import check_label
-from ..checks import check_boolean, check_integer, check_learn_rate, check_steps, is_number
+from ..checks import (
+    check_boolean,
+    check_integer,
+    check_learn_rate,
+    check_one_of,
+    check_steps,
+    is_number,
+)
 from ..encoding.onnx_inference import INFERENCE_BACKENDS
 from ..errors import Errors
 from ..models.balance import LABEL_BALANCES, LOGIT_ADJUSTMENT, NO_BALANCE
@@ -61,27 +68,13 @@ def check_settings(cfg: Dict[str, Any]) -> None:
                 setting="in_scope_quantile", requirement="null or in [0, 1)", value=quantile
             )
         )
-    if cfg["label_balance"] not in LABEL_BALANCES:
-        raise ValueError(
-            Errors.E019.format(
-                setting="label_balance",
-                requirement="one of " + ", ".join(f"'{b}'" for b in LABEL_BALANCES),
-                value=cfg["label_balance"],
-            )
-        )
+    check_one_of("label_balance", cfg["label_balance"], LABEL_BALANCES)
     tau = cfg["logit_adjustment_tau"]
     if not (is_number(tau) and 0.0 <= tau <= 1.0):
         raise ValueError(
             Errors.E019.format(setting="logit_adjustment_tau", requirement="in [0, 1]", value=tau)
         )
-    if cfg["inference_backend"] not in INFERENCE_BACKENDS:
-        raise ValueError(
-            Errors.E019.format(
-                setting="inference_backend",
-                requirement="one of " + ", ".join(f"'{b}'" for b in INFERENCE_BACKENDS),
-                value=cfg["inference_backend"],
-            )
-        )
+    check_one_of("inference_backend", cfg["inference_backend"], INFERENCE_BACKENDS)
     check_steps("deep_adapt_steps", cfg["deep_adapt_steps"])
     check_learn_rate("deep_adapt_learn_rate", cfg["deep_adapt_learn_rate"])
     check_integer("deep_adapt_layers", cfg["deep_adapt_layers"], 1)

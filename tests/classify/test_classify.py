@@ -22,16 +22,6 @@ from ..util import SUPPORT, tiny_nlp
 TEXTS = [text for texts in SUPPORT.values() for text in texts]
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    """An adapted tiny pipeline, saved."""
-    nlp = tiny_nlp()
-    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
-    path = tmp_path_factory.mktemp("classify") / "pipeline"
-    nlp.to_disk(path)
-    return str(path)
-
-
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf8")
     return path

@@ -12,19 +12,10 @@ import pyarrow.parquet
 import pytest
 from thinc.util import gpu_is_available
 
-from ..util import SUPPORT, tiny_nlp
+from ..util import SUPPORT
 from .test_classify import read_output, write_jsonl
 
 TEXTS = [text for texts in SUPPORT.values() for text in texts]
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    nlp = tiny_nlp()
-    nlp.get_pipe("few_shot_textcat").adapt(SUPPORT)
-    path = tmp_path_factory.mktemp("hostile") / "pipeline"
-    nlp.to_disk(path)
-    return str(path)
 
 
 def classify(*args):

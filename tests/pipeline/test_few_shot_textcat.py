@@ -240,14 +240,11 @@ def test_adapt_reads_the_docs_of_a_docbin_as_it_reads_examples(tmp_path):
     with the same checks as Examples (E007, E011)."""
     from spacy.tokens import DocBin
 
+    from ..util import support_docs
+
     nlp = tiny_nlp()
-    docs = []
-    for label, texts in SUPPORT.items():
-        for text in texts:
-            doc = nlp.make_doc(text)
-            doc.cats = {other: float(other == label) for other in SUPPORT}
-            docs.append(doc)
-    DocBin(docs=docs, store_user_data=True).to_disk(tmp_path / "train.spacy")
+    docs = support_docs(nlp)
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
     fs = nlp.get_pipe("few_shot_textcat")
     fs.adapt(DocBin().from_disk(tmp_path / "train.spacy").get_docs(nlp.vocab))
     from_examples = tiny_nlp()
