@@ -27,6 +27,7 @@ from ..outputs import write_atomically
 from .payload import find_code_in_model
 from .saved_weights import check_model_values, load_model_strictly, model_bytes_or_none
 from .settings import (
+    DEFAULTS,
     SETTINGS_SINCE,
     check_meta_train_layers,
     check_settings,
@@ -119,9 +120,11 @@ def load_time_overrides(
 ) -> Dict[str, Any]:
     """The settings given to spacy.load(..., config=...): those the
     component was built with (`configured`) that differ from the saved
-    pipeline's config. They win over the saved cfg; the others come from it
-    (it also holds what set_adaptation() changed after the config was
-    written)."""
+    pipeline's config, and, for a setting its config lacks (saved before the
+    setting existed, SETTINGS_SINCE), a value other than the factory's
+    default, which spaCy fills in otherwise. They win over the saved cfg; the
+    others come from it (it also holds what set_adaptation() changed after
+    the config was written)."""
     if not config_path.is_file():
         return {}
     try:
@@ -132,7 +135,8 @@ def load_time_overrides(
     return {
         key: cfg[key]
         for key, value in configured.items()
-        if key in saved_settings and saved_settings[key] != value
+        if (key in saved_settings and saved_settings[key] != value)
+        or (key in SETTINGS_SINCE and key not in saved_settings and value != DEFAULTS[key])
     }
 
 

@@ -34,8 +34,13 @@ DEFAULT_ADAPT_LEARN_RATE = 30.0
 DEFAULT_LABEL_BALANCE = LOGIT_ADJUSTMENT
 DEFAULT_LOGIT_ADJUSTMENT_TAU = 0.8
 # settings that a component saved before them lacks, and the value it was
-# adapted with: it loads and adapts as it did
+# adapted with: it loads and adapts as it did, unless spacy.load(...,
+# config=...) gives one (a value other than the factory's default, DEFAULTS)
 SETTINGS_SINCE = {"label_balance": NO_BALANCE, "logit_adjustment_tau": DEFAULT_LOGIT_ADJUSTMENT_TAU}
+DEFAULTS = {
+    "label_balance": DEFAULT_LABEL_BALANCE,
+    "logit_adjustment_tau": DEFAULT_LOGIT_ADJUSTMENT_TAU,
+}
 # chosen on CLINC150's validation split (in-scope and out-of-scope queries, 5
 # and 10 shots, frozen encoder; benchmarks/probe_out_of_scope.py): the largest
 # quantile whose in-scope accuracy stayed within 2 points of never abstaining

@@ -111,6 +111,11 @@ def test_a_pipeline_saved_before_the_balance_settings_loads_as_it_was_adapted(tm
     nlp.get_pipe("few_shot_textcat").adapt({"refund": ["refund please"]})
     for a, b in zip(cats(nlp), cats(loaded)):
         assert a == pytest.approx(b, abs=1e-6)
+    # a balance given to spacy.load is taken, though the saved config lacks it
+    overrides = {"label_balance": "reweighting", "logit_adjustment_tau": 0.5}
+    given = spacy.load(tmp_path, config={"components": {"few_shot_textcat": overrides}})
+    fs = given.get_pipe("few_shot_textcat")
+    assert (fs.cfg["label_balance"], fs.cfg["logit_adjustment_tau"]) == ("reweighting", 0.5)
 
 
 def test_the_in_scope_threshold_gives_every_label_the_same_weight():
