@@ -286,3 +286,33 @@ class Errors(metaclass=_MessagesWithCodes):
         "(--resume, --overwrite) would read its own shards as input. Choose an "
         "output outside the input folder."
     )
+    E071 = (
+        "The model folder '{folder}' has a module this encoder does not run: "
+        "{module} (modules.json). spacy_metalearn.SentenceEncoder.v1 runs "
+        "sentence-transformers models made of {runnable}; for another model, "
+        "pool its token vectors with spacy_metalearn.DocEncoder.v1."
+    )
+    E072 = (
+        "The pooling of {source} names modes {modes}, and a pooling mode must be "
+        "one of {known}."
+    )
+    E073 = (
+        "The model folder '{folder}' holds no weights that torch can load: none "
+        "of {files}. Save the model with save_pretrained(), or point `name` at "
+        "the folder that has them."
+    )
+    E074 = (
+        "use_safetensors is true, and the model folder '{folder}' has its weights "
+        "only as a pickle (pytorch_model.bin), which can run code when loaded. "
+        "Convert them to model.safetensors, or set use_safetensors = false if you "
+        "trust the folder."
+    )
+    E075 = "Cannot read the model folder's settings '{path}': {error}."
+    E076 = (
+        "The prompt name '{prompt_name}' is not one of the prompts of '{model}' "
+        "({prompts}). Name one of them, or give the prompt's text as `prompt`."
+    )
+    E077 = (
+        "The encoder's sentence-transformers settings are not known yet: "
+        "initialize the pipeline (nlp.initialize()) or load a saved one first."
+    )
