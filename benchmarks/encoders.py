@@ -98,7 +98,8 @@ def run_encoder(
                 )
     component.adapt(support, replace=True, deep_steps=0)
     speed_texts = texts[:n_speed]
-    bare = SentenceTransformer(resolve_transformer_name(name), device="cpu" if gpu_id < 0 else "cuda")
+    device = "cpu" if gpu_id < 0 else "cuda"
+    bare = SentenceTransformer(resolve_transformer_name(name), device=device)
     bare.encode(speed_texts[:32])
     list(nlp.pipe(speed_texts[:32]))
     pipe_seconds, encode_seconds = [], []
@@ -144,7 +145,7 @@ def main(
         label, _, rest = spec.partition("=")
         name, _, reading = rest.rpartition(":")
         if reading not in READINGS or not name:
-            raise typer.BadParameter(f"{spec!r}: give label=name:reading, reading one of {READINGS}")
+            raise typer.BadParameter(f"{spec!r}: give label=name:reading ({', '.join(READINGS)})")
         print(f"== {label} ({reading}): {name}", flush=True)
         rows = in_fresh_process(
             run_encoder,
@@ -165,8 +166,10 @@ def main(
     (output / "results.json").write_text(
         json.dumps({"accuracy": accuracy_rows, "cost": cost_rows}, indent=2) + "\n"
     )
-    accuracy_columns = ["encoder", "reading", "dataset", "shots", "adaptation", "accuracy", "adapt_seconds"]  # fmt: skip
-    cost_columns = ["encoder", "reading", "docs_per_second", "encode_docs_per_second", "inference_ratio", "threads", "peak_mib", "saved_mib"]  # fmt: skip
+    accuracy_columns = ["encoder", "reading", "dataset", "shots", "adaptation", "accuracy",
+                        "adapt_seconds"]  # fmt: skip
+    cost_columns = ["encoder", "reading", "docs_per_second", "encode_docs_per_second",
+                    "inference_ratio", "threads", "peak_mib", "saved_mib"]  # fmt: skip
     report = (
         markdown_table(accuracy_rows, accuracy_columns)
         + "\n\n"
