@@ -44,25 +44,29 @@ def default_pipeline(**config) -> Language:
     return nlp
 
 
-def tiny_bert_nlp(tiny_bert: str, **config) -> Language:
-    """A blank English pipeline with a few_shot_textcat on the tiny BERT of the
-    `tiny_bert` fixture (a folder)."""
+def encoder_nlp(encoder: Dict, **config) -> Language:
+    """A blank English pipeline, initialized, with a few_shot_textcat on
+    `encoder` (an encoder architecture's config) and a cosine head."""
     nlp = spacy.blank("en")
     model = {
         "@architectures": "spacy_metalearn.FewShotClassifier.v1",
-        "encoder": {
-            "@architectures": "spacy_metalearn.DocEncoder.v1",
-            "projection_width": None,
-            "tok2vec": {
-                "@architectures": "spacy_metalearn.TransformerEncoder.v1",
-                "name": tiny_bert,
-            },
-        },
+        "encoder": encoder,
         "head": {"@architectures": "spacy_metalearn.PrototypeHead.v2", "metric": "cosine"},
     }
     nlp.add_pipe("few_shot_textcat", config={"model": model, **config})
     nlp.initialize()
     return nlp
+
+
+def tiny_bert_nlp(tiny_bert: str, **config) -> Language:
+    """A blank English pipeline with a few_shot_textcat on the tiny BERT of the
+    `tiny_bert` fixture (a folder)."""
+    encoder = {
+        "@architectures": "spacy_metalearn.DocEncoder.v1",
+        "projection_width": None,
+        "tok2vec": {"@architectures": "spacy_metalearn.TransformerEncoder.v1", "name": tiny_bert},
+    }
+    return encoder_nlp(encoder, **config)
 
 
 def tiny_nlp(seed: int = 0, **config) -> Language:

@@ -14,6 +14,8 @@ from sentence_transformers import SentenceTransformer
 
 from spacy_metalearn.models.pooling import POOLING_MODES
 
+from ..util import encoder_nlp
+
 TEXTS = [
     "I lost my card",
     "where is my refund?",
@@ -72,19 +74,9 @@ def write_folder(
 
 
 def sentence_nlp(name: str, **encoder):
-    nlp = spacy.blank("en")
-    model = {
-        "@architectures": "spacy_metalearn.FewShotClassifier.v1",
-        "encoder": {
-            "@architectures": "spacy_metalearn.SentenceEncoder.v1",
-            "name": name,
-            **encoder,
-        },
-        "head": {"@architectures": "spacy_metalearn.PrototypeHead.v2", "metric": "cosine"},
-    }
-    nlp.add_pipe("few_shot_textcat", config={"model": model})
-    nlp.initialize()
-    return nlp
+    return encoder_nlp(
+        {"@architectures": "spacy_metalearn.SentenceEncoder.v1", "name": name, **encoder}
+    )
 
 
 def embed(nlp, texts=TEXTS) -> numpy.ndarray:
