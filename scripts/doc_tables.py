@@ -20,6 +20,7 @@ PAGES = [
     "docs/adaptation.md",
     "docs/adding-labels.md",
     "docs/benchmark.md",
+    "docs/encoders.md",
     "docs/meta-pretraining.md",
     "docs/out-of-scope.md",
 ]
@@ -272,6 +273,15 @@ def markdown_table(path: str) -> str:
     return "".join(line + "\n" for line in lines if line.startswith("|"))
 
 
+def nth_table(path: str, index: int) -> str:
+    """The index-th table of a results.md that holds several, blank lines
+    between them."""
+    file = ROOT / path
+    text = file.read_text(encoding="utf8") if file.exists() else ""
+    tables = [block for block in text.split("\n\n") if block.startswith("|")]
+    return tables[index].strip("\n") + "\n" if index < len(tables) else ""
+
+
 TABLES: Dict[str, Callable[[], str]] = {
     "adaptation-paths": adaptation_paths,
     "new-intents": lambda: markdown_table("metrics/new_intents/results.md"),
@@ -287,6 +297,8 @@ TABLES: Dict[str, Callable[[], str]] = {
     "new-labels-long-tail": new_labels_long_tail,
     "new-labels-incremental": new_labels_incremental,
     "new-labels-targets": new_labels_targets,
+    "encoders-accuracy": lambda: nth_table("metrics/encoders/results.md", 0),
+    "encoders-cost": lambda: nth_table("metrics/encoders/results.md", 1),
 }
 
 
