@@ -278,3 +278,59 @@ def test_encoding_before_the_model_is_known(tmp_path):
     encoder = build(name=str(tmp_path / "not-yet-downloaded"))
     with pytest.raises(ValueError, match=r"\[E077\]"):
         encoder.predict([spacy.blank("en").make_doc("a text")])
+
+
+def test_meta_training_of_the_top_layers_gets_the_whole_encoders_gradient(tiny_bert, tmp_path):
+    """meta_train_layers freezes the lower layers of a SentenceEncoder's
+    transformer as of TransformerEncoder's: the top layer's gradient is the
+    one the whole encoder gives it, and nothing below moves."""
+    from ..pipeline.test_meta_train_layers import episode, transformer_of, without_dropout
+
+    folder = write_folder(tiny_bert, tmp_path / "model", "cls", normalize=True)
+    grads = {}
+    for n_layers in (None, 1):
+        encoder = {"@architectures": "spacy_metalearn.SentenceEncoder.v1", "name": folder}
+        nlp = encoder_nlp(encoder, meta_train_layers=n_layers)
+        without_dropout(nlp)
+        nlp.get_pipe("few_shot_textcat").update(episode(nlp))
+        grads[n_layers] = {name: p.grad for name, p in transformer_of(nlp).named_parameters()}
+    top = [name for name in grads[1] if name.startswith("encoder.layer.2.")]
+    assert top and all(grads[1][name] is not None for name in top)
+    for name in top:
+        torch.testing.assert_close(grads[1][name], grads[None][name], atol=1e-6, rtol=1e-5)
+    assert grads[1]["embeddings.word_embeddings.weight"] is None
+    assert grads[None]["embeddings.word_embeddings.weight"] is not None
+
+
+def test_deep_adapted_pipeline_saves_and_loads_exactly(tiny_bert, tmp_path):
+    folder = write_folder(tiny_bert, tmp_path / "model", "mean", normalize=True, prompts=PROMPTS)
+    nlp = encoder_nlp(
+        {
+            "@architectures": "spacy_metalearn.SentenceEncoder.v1",
+            "name": folder,
+            "prompt_name": "query",
+        },
+        deep_adapt_learn_rate=1e-3,
+    )
+    component = nlp.get_pipe("few_shot_textcat")
+    frozen = embed(nlp)
+    component.adapt(
+        {"card": ["I lost my card", "card gone"], "refund": ["refund please", "money back"]},
+        deep_steps=3,
+    )
+    adapted = embed(nlp)
+    assert not numpy.allclose(adapted, frozen, atol=1e-6)
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    numpy.testing.assert_array_equal(embed(loaded), adapted)
+    texts = ["lost card", "my money"]
+    assert [d.cats for d in loaded.pipe(texts)] == [d.cats for d in nlp.pipe(texts)]
+
+
+def test_onnx_runtime_gives_the_torch_embeddings(tiny_bert, tmp_path):
+    pytest.importorskip("onnxruntime")
+    folder = write_folder(tiny_bert, tmp_path / "model", "lasttoken", normalize=True)
+    component = sentence_nlp(folder).get_pipe("few_shot_textcat")
+    expected = component.embedder(TEXTS)
+    component.set_inference_backend("onnxruntime")
+    torch.testing.assert_close(component.embedder(TEXTS), expected, atol=1e-5, rtol=1e-4)
