@@ -8,7 +8,7 @@ The transformer is spacy-transformers' (its shim holds the Hugging Face
 model), so saving, loading, top-layer training and ONNX Runtime inference
 work as for spacy_metalearn.TransformerEncoder.v1."""
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from spacy.tokens import Doc
@@ -30,17 +30,6 @@ from .model_folder import (
     read_model_folder,
 )
 from .pooling import pool
-
-# the settings that say how the model is read, kept in the model's attrs (so
-# a saved pipeline reads its model as it was adapted, with or without the folder)
-READING_SETTINGS = (
-    "pooling",
-    "include_prompt",
-    "normalize",
-    "prompt",
-    "max_seq_length",
-    "do_lower_case",
-)
 
 
 @registry.architectures("spacy_metalearn.SentenceEncoder.v1")
@@ -263,8 +252,3 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Floats2d, Ca
         return docs
 
     return torch2xp(embeddings.detach()), backprop
-
-
-def reading_settings(model: Model) -> Dict:
-    """How the encoder reads its model (for docs and reports)."""
-    return {key: model.attrs.get(key) for key in READING_SETTINGS}
