@@ -13,6 +13,7 @@ spaCy-token mean pooling (DocEncoder.v1 + TransformerEncoder.v1).
 """
 
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, Dict, List
 import typer
 
 from .benchmark import in_fresh_process, peak_mib, support_set, use_device
+from .benchmark_speed import paired_ratio
 
 READINGS = ("sentence", "token-mean")
 
@@ -59,6 +61,7 @@ def run_encoder(
     shots: List[int],
     deep_steps: int,
     n_speed: int,
+    rounds: int,
     seed: int,
     gpu_id: int,
 ) -> List[Dict[str, Any]]:
@@ -102,23 +105,24 @@ def run_encoder(
     bare = SentenceTransformer(resolve_transformer_name(name), device=device)
     bare.encode(speed_texts[:32])
     list(nlp.pipe(speed_texts[:32]))
-    pipe_seconds, encode_seconds = [], []
-    for _ in range(2):  # interleaved rounds
-        start = time.perf_counter()
-        for _ in nlp.pipe(speed_texts):
-            pass
-        pipe_seconds.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        bare.encode(speed_texts, batch_size=32)
-        encode_seconds.append(time.perf_counter() - start)
+    passes = {
+        "pipe": lambda: list(nlp.pipe(speed_texts)),
+        "encode": lambda: bare.encode(speed_texts, batch_size=32),
+    }
+    seconds: Dict[str, List[float]] = {name: [] for name in passes}
+    for i in range(rounds):  # interleaved rounds, the order rotated each round
+        for name in list(passes) if i % 2 == 0 else list(passes)[::-1]:
+            start = time.perf_counter()
+            passes[name]()
+            seconds[name].append(time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as folder:
         nlp.to_disk(folder)
         saved = folder_mib(Path(folder))
     rows.append(
         {
-            "docs_per_second": len(speed_texts) / min(pipe_seconds),
-            "encode_docs_per_second": len(speed_texts) / min(encode_seconds),
-            "inference_ratio": min(encode_seconds) / min(pipe_seconds),
+            "docs_per_second": len(speed_texts) / statistics.median(seconds["pipe"]),
+            "encode_docs_per_second": len(speed_texts) / statistics.median(seconds["encode"]),
+            "inference_ratio": paired_ratio(seconds["encode"], seconds["pipe"]),
             "threads": torch.get_num_threads(),
             "peak_mib": peak_mib(),
             "saved_mib": saved,
@@ -135,6 +139,7 @@ def main(
     shots: str = typer.Option("5,10", help="Shots per label"),
     deep_steps: int = typer.Option(10, help="Deep-adaptation steps"),
     speed_docs: int = typer.Option(1000, help="Test texts timed for inference speed"),
+    rounds: int = typer.Option(3, min=1, help="Interleaved rounds of the speed timing"),
     seed: int = typer.Option(0),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
 ) -> None:
@@ -156,6 +161,7 @@ def main(
             [int(k) for k in shots.split(",") if k.strip()],
             deep_steps,
             speed_docs,
+            rounds,
             seed,
             gpu_id,
         )

@@ -14,7 +14,7 @@ def test_one_encoder_gives_accuracy_and_cost_rows(tiny_bert, tmp_path, reading):
     pairs = [(text, label) for label, texts in data.items() for text in texts]
     write_folder(tmp_path / "tiny" / "train_2", [p for i, p in enumerate(pairs) if i % 8 < 2])
     write_folder(tmp_path / "tiny" / "test", [p for i, p in enumerate(pairs) if i % 8 >= 2])
-    rows = encoders.run_encoder(tiny_bert, reading, tmp_path, ["tiny"], [2], 2, 6, 0, -1)
+    rows = encoders.run_encoder(tiny_bert, reading, tmp_path, ["tiny"], [2], 2, 6, 2, 0, -1)
     accuracy, cost = rows[:-1], rows[-1]
     assert [(r["dataset"], r["shots"], r["adaptation"]) for r in accuracy] == [
         ("tiny", 2, "default"),
