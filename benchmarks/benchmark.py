@@ -69,6 +69,7 @@ def run_pipeline(
     test,
     n_speed: int,
     gpu_id: int,
+    encoder: Optional[str] = None,
 ):
     """Every shot count with each (steps, learn_rate, use_label_names) variant
     of one pipeline, and zero shots (the label names alone) for the variants
@@ -86,7 +87,7 @@ def run_pipeline(
     )
 
     use_device(gpu_id)
-    nlp = load_pipeline(model)
+    nlp = load_pipeline(model, encoder=encoder if model == "default" else None)
     component = find_component(nlp)
     texts = [text for text, _ in test]
     embeddings = component.embedder(texts)
@@ -262,6 +263,9 @@ def main(
     setfit_iterations: int = typer.Option(20, help="SetFit's pair-sampling iterations"),
     speed_docs: int = typer.Option(1000, help="Test texts timed for inference speed"),
     seed: int = typer.Option(0),
+    encoder: Optional[str] = typer.Option(
+        None, help="The encoder of the 'default' pipelines (default: all-MiniLM-L6-v2)"
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
     plot_only: bool = typer.Option(
         False, "--plot-only", help="Only draw the plot again from OUTPUT/results.json"
@@ -293,7 +297,7 @@ def main(
         }
         print(f"== {name}: {path}", flush=True)
         results, peak = in_fresh_process(
-            run_pipeline, path, variants, supports, test, speed_docs, gpu_id
+            run_pipeline, path, variants, supports, test, speed_docs, gpu_id, encoder
         )
         methods.update(results)
         peaks.update({variant: peak for variant in results})

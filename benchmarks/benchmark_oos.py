@@ -157,23 +157,18 @@ def main(
     only: Optional[str] = typer.Option(None, help="Only sets whose name contains this"),
     steps: Optional[int] = typer.Option(None, help="adapt_steps; default: the pipeline's own"),
     learn_rate: Optional[float] = typer.Option(None, help="adapt_learn_rate; default: its own"),
+    encoder: Optional[str] = typer.Option(
+        None, help="The 'default' pipeline's encoder (default: all-MiniLM-L6-v2)"
+    ),
 ) -> None:
-    import spacy
-
-    from spacy_metalearn.evaluation import DEFAULT_MODEL, find_component, markdown_table
+    from spacy_metalearn.evaluation import find_component, load_pipeline, markdown_table
 
     settings: Dict[str, Any] = {"unknown_label": UNKNOWN}
     if steps is not None:
         settings["adapt_steps"] = steps
     if learn_rate is not None:
         settings["adapt_learn_rate"] = learn_rate
-    if model == DEFAULT_MODEL:
-        nlp = spacy.blank("en")
-        nlp.add_pipe("few_shot_textcat", config=settings)
-        nlp.initialize()
-    else:
-        nlp = spacy.load(model, config={"components": {"few_shot_textcat": settings}})
-    component = find_component(nlp)
+    component = find_component(load_pipeline(model, encoder=encoder, settings=settings))
     rows = []
     for spec in oos_sets(assets, seed):
         if only is None or only in spec["set"]:

@@ -89,28 +89,21 @@ def encoded_once(component, memo: Dict[str, Any]) -> Iterator[None]:
             embedder.embed_docs = previous
 
 
-def load_component(model: str, settings: Dict[str, Any]):
-    """The few_shot_textcat of `model` ("default": the frozen encoder) with
-    `settings` over its own."""
-    import spacy
+def load_component(model: str, settings: Dict[str, Any], encoder: Optional[str] = None):
+    """The few_shot_textcat of `model` ("default": the frozen encoder, `encoder`
+    if given) with `settings` over its own."""
+    from spacy_metalearn.evaluation import find_component, load_pipeline
 
-    from spacy_metalearn.evaluation import find_component
-
-    if model == "default":
-        nlp = spacy.blank("en")
-        nlp.add_pipe("few_shot_textcat", config=settings)
-        nlp.initialize()
-    else:
-        nlp = spacy.load(model, config={"components": {"few_shot_textcat": settings}})
-    return find_component(nlp)
+    return find_component(load_pipeline(model, encoder=encoder, settings=settings))
 
 
 class Encoders:
     """The components of each method for an encoder, loaded once, and the
     embeddings they share."""
 
-    def __init__(self, methods: Dict[str, Dict[str, Any]]):
+    def __init__(self, methods: Dict[str, Dict[str, Any]], encoder: Optional[str] = None):
         self.methods = methods
+        self.encoder = encoder
         self._loaded: Dict[str, Tuple[Dict[str, Any], Dict[str, Any]]] = {}
 
     def components(self, model: str) -> Iterator[Tuple[str, Any]]:
@@ -118,7 +111,8 @@ class Encoders:
             # the frozen encoder's pipelines and at most one other's in memory
             self._loaded = {m: v for m, v in self._loaded.items() if m == "default"}
             components = {
-                name: load_component(model, settings) for name, settings in self.methods.items()
+                name: load_component(model, settings, self.encoder if model == "default" else None)
+                for name, settings in self.methods.items()
             }
             self._loaded[model] = (components, {})
         components, memo = self._loaded[model]
@@ -401,6 +395,9 @@ def main(
         help="Each split's pipeline meta-pretrained on its train classes: a path with "
         "{split}, e.g. training/new_intents/{split}/model-interpolated",
     ),
+    encoder: Optional[str] = typer.Option(
+        None, help="The frozen pipeline's encoder (default: all-MiniLM-L6-v2)"
+    ),
     seed: int = typer.Option(0),
 ) -> None:
     protocols = [p for p in only.split(",") if p]
@@ -419,7 +416,7 @@ def main(
         raise typer.BadParameter("must hold {split}", param_hint="--meta-models")
     shot_counts = [int(k) for k in shots.split(",")]
     split_names = splits.split(",")
-    loaded = Encoders(chosen)
+    loaded = Encoders(chosen, encoder)
     rows: List[dict] = []
     if "balanced" in protocols:
         rows += balanced(assets, loaded)

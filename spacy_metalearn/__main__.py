@@ -33,7 +33,11 @@ from .outputs import check_output_file, check_output_folder, save_pipeline, writ
 
 app = typer.Typer(name="spacy_metalearn", help="Few-shot text classification for spaCy.")
 
-MODEL_HELP = "Pipeline name or path, or 'default' (frozen all-MiniLM-L6-v2)"
+MODEL_HELP = "Pipeline name or path, or 'default' (a frozen encoder, --encoder)"
+ENCODER_HELP = (
+    "The 'default' pipeline's encoder: a Hugging Face name or a sentence-transformers "
+    "model folder (default: all-MiniLM-L6-v2)"
+)
 DATA_HELP = ".jsonl / .csv / .spacy (DocBin with cats) file or a folder with seq.in and label"
 STEPS_HELP = "Inner-loop steps on the support set at adaptation (default: the pipeline's setting)"
 LEARN_RATE_HELP = "Step size of those steps (default: the pipeline's setting)"
@@ -93,10 +97,11 @@ def load_configured(
     learn_rate: Optional[float],
     deep_steps: Optional[int] = None,
     inference_backend: Optional[str] = None,
+    encoder: Optional[str] = None,
 ):
-    """The pipeline, with its adaptation settings and inference backend
-    overridden where given."""
-    nlp = load_pipeline(model)
+    """The pipeline ('default': with `encoder`), with its adaptation settings
+    and inference backend overridden where given."""
+    nlp = load_pipeline(model, encoder=encoder)
     component = find_component(nlp)
     component.set_adaptation(
         component.cfg["adapt_steps"] if steps is None else steps,
@@ -122,6 +127,7 @@ def adapt_cli(
     inference_backend: Optional[str] = typer.Option(
         None, "--inference-backend", help=ADAPT_BACKEND_HELP
     ),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help=ENCODER_HELP),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """Adapt a pipeline's few_shot_textcat to the labels of a support set and save it.
@@ -131,7 +137,7 @@ def adapt_cli(
     check_output_folder(output, force=force, inputs=inputs)
     support = group_by_label(read_labelled(support_path))  # bad input: before the model loads
     use_gpu(gpu_id)
-    nlp = load_pipeline(model)
+    nlp = load_pipeline(model, encoder=encoder)
     component = find_component(nlp)
     if inference_backend is not None:
         component.set_inference_backend(inference_backend)
@@ -159,6 +165,7 @@ def evaluate_cli(
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
     deep_steps: Optional[int] = typer.Option(None, "--deep-steps", help=DEEP_STEPS_HELP),
     inference_backend: Optional[str] = typer.Option(None, "--inference-backend", help=BACKEND_HELP),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help=ENCODER_HELP),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """All-label K-shot evaluation: adapt to every label of the support set,
@@ -168,7 +175,7 @@ def evaluate_cli(
         check_output_file(output, force=force)
     support, test = read_labelled(support_path), read_labelled(test_path)
     use_gpu(gpu_id)
-    nlp = load_configured(model, steps, learn_rate, deep_steps, inference_backend)
+    nlp = load_configured(model, steps, learn_rate, deep_steps, inference_backend, encoder)
     cfg = find_component(nlp).cfg
     result = {"model": model, "support": str(support_path), "test": str(test_path)}
     result["inference_backend"] = cfg["inference_backend"]
@@ -200,6 +207,7 @@ def episodes_cli(
     force: bool = typer.Option(False, "--force", help=FORCE_FILE_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help=LEARN_RATE_HELP),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help=ENCODER_HELP),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help=GPU_HELP),
 ) -> None:
     """Episodic N-way K-shot accuracy (mean and 95% CI over episodes) on
@@ -211,7 +219,7 @@ def episodes_cli(
     if labels_path is not None:
         pairs = keep_labels(pairs, read_label_list(labels_path))
     use_gpu(gpu_id)
-    nlp = load_configured(model, steps, learn_rate)
+    nlp = load_configured(model, steps, learn_rate, encoder=encoder)
     rows, cache = [], {}
     for k_shot in shot_list:
         row = {"model": model, "data": str(data_path)}

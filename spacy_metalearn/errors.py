@@ -292,10 +292,7 @@ class Errors(metaclass=_MessagesWithCodes):
         "sentence-transformers models made of {runnable}; for another model, "
         "pool its token vectors with spacy_metalearn.DocEncoder.v1."
     )
-    E072 = (
-        "The pooling of {source} names modes {modes}, and a pooling mode must be "
-        "one of {known}."
-    )
+    E072 = "The pooling of {source} names modes {modes}, and a pooling mode must be one of {known}."
     E073 = (
         "The model folder '{folder}' holds no weights that torch can load: none "
         "of {files}. Save the model with save_pretrained(), or point `name` at "

@@ -11,24 +11,52 @@ from spacy.language import Language
 
 from .data import group_by_label
 from .errors import Errors
+from .pipeline.factory import DEFAULT_MODEL as FACTORY_MODEL
 from .pipeline.few_shot_textcat import FewShotTextCategorizer
 from .training.scoring import episode_accuracies
 
 DEFAULT_MODEL = "default"
 
 
-def load_pipeline(model: str) -> Language:
-    """A pipeline by name or path; "default" is a blank English pipeline with
-    the default few_shot_textcat (frozen all-MiniLM-L6-v2, no meta-learning)."""
+def load_pipeline(
+    model: str, *, encoder: Optional[str] = None, settings: Optional[Dict[str, Any]] = None
+) -> Language:
+    """A pipeline by name or path, or "default": a blank English pipeline with
+    the default few_shot_textcat (a frozen encoder, no meta-learning).
+
+    encoder (Optional[str]): The default pipeline's encoder, a Hugging Face
+        name or a model folder (None: all-MiniLM-L6-v2). A saved pipeline
+        keeps its own.
+    settings (Optional[Dict[str, Any]]): few_shot_textcat settings over the
+        pipeline's own.
+    """
+    settings = dict(settings or {})
     if model == DEFAULT_MODEL:
+        if encoder is not None:
+            settings["model"] = default_model_with(encoder)
         nlp = spacy.blank("en")
-        nlp.add_pipe("few_shot_textcat")
+        nlp.add_pipe("few_shot_textcat", config=settings)
         nlp.initialize()
         return nlp
+    if encoder is not None:
+        raise ValueError(
+            Errors.E063.format(
+                first="an encoder",
+                second=f"the pipeline '{model}'",
+                why=f"a saved pipeline keeps its own encoder; choose one for '{DEFAULT_MODEL}'",
+            )
+        )
+    config = {"components": {"few_shot_textcat": settings}} if settings else {}
     try:
-        return spacy.load(model)
+        return spacy.load(model, config=config)
     except OSError as e:  # spaCy's E050 / E053: no such folder or package
         raise ValueError(Errors.E048.format(model=model, error=str(e).strip())) from e
+
+
+def default_model_with(encoder: str) -> Dict[str, Any]:
+    """The factory's default model with another encoder, read as its
+    sentence-transformers folder says (spacy_metalearn.SentenceEncoder.v1)."""
+    return {**FACTORY_MODEL, "encoder": {**FACTORY_MODEL["encoder"], "name": encoder}}
 
 
 def find_component(nlp: Language) -> FewShotTextCategorizer:

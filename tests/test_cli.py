@@ -488,3 +488,34 @@ def test_adapt_reads_a_docbin_and_checks_it_before_loading_the_model(files):
     message = " ".join(result.output.split())
     assert result.exit_code == 1 and "[E024]" in message and "doc 1 has no label" in message
     assert not (tmp_path / "out2").exists()
+
+
+def test_adapt_default_with_another_encoder_saves_it(files, tiny_bert):
+    """--encoder chooses the 'default' pipeline's encoder: the saved pipeline
+    names it, reads it as a sentence-transformers model and embeds as it does."""
+    tmp_path, support = files
+    out = tmp_path / "adapted"
+    result = CliRunner().invoke(
+        app, ["adapt", "default", str(support), str(out), "--encoder", tiny_bert]
+    )
+    assert result.exit_code == 0, result.output
+    nlp = spacy.load(out)
+    encoder = nlp.config["components"]["few_shot_textcat"]["model"]["encoder"]
+    assert encoder["@architectures"] == "spacy_metalearn.SentenceEncoder.v1"
+    assert encoder["name"] == tiny_bert
+    assert nlp.get_pipe("few_shot_textcat").embedder(["my card is lost"]).shape == (1, 32)
+
+
+@pytest.mark.parametrize("command", ["adapt", "evaluate", "episodes"])
+def test_encoder_with_a_saved_pipeline_is_refused(files, command):
+    tmp_path, support = files
+    model = str(tmp_path / "blank_pipeline")
+    args = {
+        "adapt": [model, str(support), str(tmp_path / "out")],
+        "evaluate": [model, str(support), str(support), "--repeats", "1"],
+        "episodes": [model, str(support), "--n-way", "2", "--n-episodes", "1"],
+    }[command]
+    result = CliRunner().invoke(app, [command, *args, "--encoder", "all-MiniLM-L6-v2"])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and "[E063]" in message and "keeps its own encoder" in message
+    assert not (tmp_path / "out").exists()

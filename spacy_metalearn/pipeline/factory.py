@@ -25,11 +25,7 @@ default_model_config = """
 @architectures = "spacy_metalearn.FewShotClassifier.v1"
 
 [model.encoder]
-@architectures = "spacy_metalearn.DocEncoder.v1"
-projection_width = null
-
-[model.encoder.tok2vec]
-@architectures = "spacy_metalearn.TransformerEncoder.v1"
+@architectures = "spacy_metalearn.SentenceEncoder.v1"
 name = "sentence-transformers/all-MiniLM-L6-v2"
 grad_factor = 1.0
 mixed_precision = false

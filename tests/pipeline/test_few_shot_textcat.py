@@ -45,6 +45,7 @@ def test_entry_points_need_no_import():
     for name in (
         "spacy_metalearn.DocEncoder.v1",
         "spacy_metalearn.TransformerEncoder.v1",
+        "spacy_metalearn.SentenceEncoder.v1",
         "spacy_metalearn.PrototypeHead.v2",
         "spacy_metalearn.FewShotClassifier.v1",
     ):

@@ -142,12 +142,10 @@ def test_incremental_adapt_is_order_independent(nlp_pair, assignment, split, ord
 
 @pytest.mark.parametrize("name", ["no-such-org/no-such-model", "/no/such/folder"])
 def test_unknown_encoder_name_says_what_works(name):
-    from spacy_metalearn.pipeline.factory import DEFAULT_MODEL
+    from spacy_metalearn.evaluation import default_model_with
 
-    model = {**DEFAULT_MODEL, "encoder": {**DEFAULT_MODEL["encoder"]}}
-    model["encoder"]["tok2vec"] = {**DEFAULT_MODEL["encoder"]["tok2vec"], "name": name}
     nlp = spacy.blank("en")
-    nlp.add_pipe("few_shot_textcat", config={"model": model})
+    nlp.add_pipe("few_shot_textcat", config={"model": default_model_with(name)})
     with pytest.raises(ValueError, match=r"(?s)\[E029\].*all-MiniLM-L6-v2.*local folder"):
         nlp.initialize()
 

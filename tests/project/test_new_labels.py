@@ -99,7 +99,7 @@ def tiny_assets(tmp_path):
 def test_every_protocol_runs_and_reports(tiny_assets, monkeypatch):
     monkeypatch.setattr(new_labels, "ROUNDS", 2)
     monkeypatch.setattr(new_labels, "LABELS_PER_ROUND", 2)
-    monkeypatch.setattr(new_labels, "load_component", lambda model, settings: (
+    monkeypatch.setattr(new_labels, "load_component", lambda model, settings, encoder: (
         tiny_nlp(**settings).get_pipe("few_shot_textcat")))  # fmt: skip
     methods = ["default", "prototypes", "no balance"]
     loaded = Encoders({name: new_labels.METHODS[name] for name in methods})

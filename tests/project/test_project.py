@@ -32,6 +32,26 @@ def test_project_yml_is_valid_and_its_scripts_exist():
             assert "derived from" in asset["description"], asset["dest"]
 
 
+def test_the_encoder_variable_reaches_every_step_of_all():
+    """`spacy project run all . --vars.encoder X` meta-pretrains and evaluates X:
+    every spacy train of `all` overrides the encoder's name, and every frozen
+    ('default') pipeline of its steps is built on it."""
+    config = load_project_config(ROOT, overrides={"vars.encoder": "my/encoder"})
+    commands = {command["name"]: command for command in config["commands"]}
+    lines = [line for step in config["workflows"]["all"] for line in commands[step]["script"]]
+    trains = [line for line in lines if "spacy train" in line]
+    frozen = [
+        line
+        for line in lines
+        if " default " in line or "=default" in line or ".new_labels " in line
+    ]
+    assert trains and frozen
+    for line in trains:
+        assert "--components.few_shot_textcat.model.encoder.name my/encoder" in line, line
+    for line in frozen:
+        assert "--encoder my/encoder" in line, line
+
+
 def test_local_assets_are_copied_only_when_the_checksum_matches(tmp_path):
     shared = tmp_path / "shared"
     project = tmp_path / "project"
