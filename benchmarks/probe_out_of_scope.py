@@ -24,19 +24,17 @@ def main(
     steps: int = typer.Option(100),
     learn_rate: float = typer.Option(30.0),
 ) -> None:
-    import spacy
     from sklearn.metrics import roc_auc_score
 
     from spacy_metalearn.data import group_by_label, read_labelled
+    from spacy_metalearn.evaluation import DEFAULT_MODEL, find_component, load_pipeline
 
     support = group_by_label(read_labelled(data / f"train_{shots}"))
     test = read_labelled(data / split)
     lines = (data / "oos" / split / "seq.in").read_text(encoding="utf8").splitlines()
     oos = [line.strip() for line in lines if line.strip()]
-    nlp = spacy.blank("en")
     config = {"unknown_label": "oos", "adapt_learn_rate": learn_rate}  # with steps > 0 only
-    component = nlp.add_pipe("few_shot_textcat", config=config)
-    nlp.initialize()
+    component = find_component(load_pipeline(DEFAULT_MODEL, settings=config))
     embeddings = component.embedder([text for text, _ in test] + oos)
     n_test = len(test)
     print(f"{split}: {n_test} in scope, {len(oos)} out of scope, {shots}-shot support")
