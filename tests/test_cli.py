@@ -301,16 +301,20 @@ def current_umask() -> int:
     return umask
 
 
+def small_run_args(command, model, support, out):
+    """The arguments of a quick adapt / evaluate / episodes run of `model`."""
+    return {
+        "adapt": [model, str(support), str(out)],
+        "evaluate": [model, str(support), str(support), "--repeats", "1"],
+        "episodes": [model, str(support), "--n-way", "2", "--n-episodes", "1"],
+    }[command]
+
+
 @pytest.mark.skipif(gpu_is_available(), reason="checks the message where there is no GPU")
 @pytest.mark.parametrize("command", ["adapt", "evaluate", "episodes"])
 def test_gpu_id_without_a_gpu_is_a_clear_error(files, command):
     tmp_path, support = files
-    model = str(tmp_path / "blank_pipeline")
-    args = {
-        "adapt": [model, str(support), str(tmp_path / "out")],
-        "evaluate": [model, str(support), str(support), "--repeats", "1"],
-        "episodes": [model, str(support), "--n-way", "2", "--n-episodes", "1"],
-    }[command]
+    args = small_run_args(command, str(tmp_path / "blank_pipeline"), support, tmp_path / "out")
     result = CliRunner().invoke(app, [command, *args, "--gpu-id", "0"])
     assert result.exit_code == 1
     assert "GPU" in result.output
@@ -509,12 +513,7 @@ def test_adapt_default_with_another_encoder_saves_it(files, tiny_bert):
 @pytest.mark.parametrize("command", ["adapt", "evaluate", "episodes"])
 def test_encoder_with_a_saved_pipeline_is_refused(files, command):
     tmp_path, support = files
-    model = str(tmp_path / "blank_pipeline")
-    args = {
-        "adapt": [model, str(support), str(tmp_path / "out")],
-        "evaluate": [model, str(support), str(support), "--repeats", "1"],
-        "episodes": [model, str(support), "--n-way", "2", "--n-episodes", "1"],
-    }[command]
+    args = small_run_args(command, str(tmp_path / "blank_pipeline"), support, tmp_path / "out")
     result = CliRunner().invoke(app, [command, *args, "--encoder", "all-MiniLM-L6-v2"])
     message = " ".join(result.output.split())
     assert result.exit_code == 1 and "[E063]" in message and "keeps its own encoder" in message

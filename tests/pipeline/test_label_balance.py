@@ -26,7 +26,7 @@ def cats(nlp):
 
 def test_the_default_is_logit_adjustment_with_tau_0_8():
     fs = tiny_nlp().get_pipe("few_shot_textcat")
-    assert (fs.cfg["label_balance"], fs.cfg["logit_adjustment_tau"]) == ("logit_adjustment", 0.8)
+    assert (fs.cfg["label_balance"], fs.cfg["logit_adjustment_tau"]) == ("logit_adjustment", 0.7)
 
 
 @pytest.mark.parametrize(
