@@ -78,6 +78,7 @@ def run_pipeline(
     same encoder output)."""
 
     from spacy_metalearn.evaluation import (
+        DEFAULT_MODEL,
         accuracy,
         adapt_timed,
         find_component,
@@ -87,7 +88,7 @@ def run_pipeline(
     )
 
     use_device(gpu_id)
-    nlp = load_pipeline(model, encoder=encoder if model == "default" else None)
+    nlp = load_pipeline(model, encoder=encoder if model == DEFAULT_MODEL else None)
     component = find_component(nlp)
     texts = [text for text, _ in test]
     embeddings = component.embedder(texts)
